@@ -1,0 +1,157 @@
+#!/bin/sh
+# Find the pinned upstream Valkey source and print where it is, as one line on
+# stdout: "tarball <file>" (checksum verified) or "dir <directory>".
+# Everything else goes to stderr. Sources, in order:
+#   VALKEY_SRC=<dir>       an upstream tree (not verified: for rebasing work)
+#   VALKEY_TARBALL=<file>  a tarball supplied by hand (verified)
+#   deps/<tarball>         a download cached by an earlier run (verified)
+#   apt-get source         Debian's source package, through a private sources
+#                          list built from this machine's own mirror
+#   ../shared/upstream/    an offline copy, as a last resort (loudly)
+set -eu
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+conf="$top/deps/upstream.mk"
+pin() { sed -n "s/^$1 = //p" "$conf"; }
+name=$(pin VALKEY_TARBALL_NAME)
+sha=$(pin VALKEY_TARBALL_SHA256)
+size=$(pin VALKEY_TARBALL_SIZE)
+debver=$(pin VALKEY_DEBIAN_VERSION)
+cache="$top/deps/$name"
+shared=${VALKEY_SHARED_UPSTREAM:-$top/../shared/upstream}/$name
+tried=""
+
+say() { echo "upstream: $*" >&2; }
+note_tried() { tried="$tried
+  - $*"; }
+
+# verify FILE: true when FILE is the pinned tarball; says why not otherwise.
+verify() {
+    if [ ! -f "$1" ]; then
+        why="no such file"
+        return 1
+    fi
+    got_size=$(wc -c < "$1" | tr -d ' ')
+    got_sha=$(sha256sum "$1" | cut -d' ' -f1)
+    if [ "$got_sha" != "$sha" ]; then
+        why="checksum mismatch: sha256 $got_sha, $got_size bytes (want $sha, $size bytes)"
+        return 1
+    fi
+    return 0
+}
+
+if [ -n "${VALKEY_SRC:-}" ]; then
+    if [ -f "$VALKEY_SRC/src/server.c" ] && [ -f "$VALKEY_SRC/src/tls.c" ]; then
+        say "using the upstream tree VALKEY_SRC=$VALKEY_SRC (not checksum-verified)"
+        echo "dir $(cd "$VALKEY_SRC" && pwd)"
+        exit 0
+    fi
+    say "VALKEY_SRC=$VALKEY_SRC is not a Valkey source tree (no src/server.c, src/tls.c)"
+    exit 1
+fi
+
+if [ -n "${VALKEY_TARBALL:-}" ]; then
+    if verify "$VALKEY_TARBALL"; then
+        say "using VALKEY_TARBALL=$VALKEY_TARBALL (sha256 verified)"
+        echo "tarball $(cd "$(dirname "$VALKEY_TARBALL")" && pwd)/$(basename "$VALKEY_TARBALL")"
+        exit 0
+    fi
+    say "VALKEY_TARBALL=$VALKEY_TARBALL is not the pinned Valkey $(pin VALKEY_VERSION) tarball: $why"
+    say "supply the right file (Debian's $name, sha256 $sha) or unset VALKEY_TARBALL"
+    exit 1
+fi
+
+if verify "$cache"; then
+    say "using the cached download $cache (sha256 verified)"
+    echo "tarball $cache"
+    exit 0
+fi
+[ -f "$cache" ] && { say "discarding the cached $cache: $why"; rm -f "$cache"; }
+note_tried "cached download $cache: $why"
+
+# The mirror this machine already uses for Debian itself, read from its own
+# apt configuration (one-line .list files and deb822 .sources files).
+debian_mirror() {
+    {
+        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+            [ -f "$f" ] || continue
+            sed -n 's/^[[:space:]]*deb\(-src\)\{0,1\}[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]*\)\{0,1\}\([^[:space:]]*\)[[:space:]]\{1,\}\([^[:space:]]*\).*/\3 \4/p' "$f"
+        done
+        for f in /etc/apt/sources.list.d/*.sources; do
+            [ -f "$f" ] || continue
+            awk '
+                function flush() { if (enabled && uris != "") { n = split(uris, u, " "); m = split(suites, s, " ");
+                    for (i = 1; i <= n; i++) for (j = 1; j <= m; j++) print u[i], s[j] } uris = ""; suites = ""; enabled = 1 }
+                BEGIN { enabled = 1 }
+                /^[[:space:]]*$/ { flush(); next }
+                tolower($1) == "uris:" { $1 = ""; uris = $0 }
+                tolower($1) == "suites:" { $1 = ""; suites = $0 }
+                tolower($1) == "enabled:" { enabled = (tolower($2) != "no") }
+                END { flush() }' "$f"
+        done
+    } | awk '$2 ~ /^(sid|unstable|testing|stable|oldstable|bullseye|bookworm|trixie|forky|duke)(-updates|-backports)?$/ { print $1; exit }'
+}
+
+apt_source() {
+    mirror=$(debian_mirror)
+    if [ -z "$mirror" ]; then
+        note_tried "apt-get source: no Debian mirror found in /etc/apt/sources.list{,.d/}"
+        return 1
+    fi
+    if ! command -v apt-get > /dev/null 2>&1; then
+        note_tried "apt-get source: apt-get is not installed"
+        return 1
+    fi
+    work="$top/build/apt"
+    rm -rf "$work"
+    mkdir -p "$work/lists/partial" "$work/parts" "$work/download"
+    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    for suite in unstable testing; do
+        echo "deb-src [signed-by=$keyring] $mirror $suite main"
+    done > "$work/sources.list"
+    set -- -o "Dir::Etc::SourceList=$work/sources.list" -o "Dir::Etc::SourceParts=$work/parts" \
+        -o "Dir::State::Lists=$work/lists" -o Debug::NoLocking=1 -o APT::Sandbox::User="$(id -un)"
+    say "fetching Debian's source package valkey=$debver from $mirror (unstable, testing)"
+    if ! apt-get -q "$@" update > "$work/update.log" 2>&1; then
+        note_tried "apt-get update of a private deb-src list for $mirror: failed (see $work/update.log)"
+        return 1
+    fi
+    if ! (cd "$work/download" && apt-get -q "$@" source --download-only "valkey=$debver") > "$work/source.log" 2>&1; then
+        note_tried "apt-get source --download-only valkey=$debver from $mirror: failed (see $work/source.log)"
+        return 1
+    fi
+    if ! verify "$work/download/$name"; then
+        note_tried "apt-get source valkey=$debver: $why"
+        return 1
+    fi
+    mv "$work/download/$name" "$cache"
+    rm -rf "$work"
+    return 0
+}
+
+if apt_source; then
+    say "downloaded and verified $cache"
+    echo "tarball $cache"
+    exit 0
+fi
+
+if verify "$shared"; then
+    {
+        echo "****************************************************************"
+        echo "* upstream: FALLBACK: using the offline copy $shared"
+        echo "* because no other source worked:$tried"
+        echo "****************************************************************"
+    } >&2
+    echo "tarball $shared"
+    exit 0
+fi
+note_tried "offline copy $shared: $why"
+
+cat >&2 <<EOF
+upstream: cannot find the pinned Valkey $(pin VALKEY_VERSION) source. Tried:$tried
+Supply it by hand, then run make again, with one of:
+  make VALKEY_TARBALL=/path/to/$name   (sha256 $sha)
+  cp /path/to/$name $top/deps/
+  make VALKEY_SRC=/path/to/valkey-source-tree
+EOF
+exit 1

@@ -1,0 +1,49 @@
+/*
+ * OCSP stapling for the TLS server side: the server fetches, verifies and
+ * caches the OCSP response for its own certificate and attaches it to every
+ * handshake whose client asks for certificate status (RFC 6066 section 8).
+ *
+ * All logic lives in tls_ocsp.c; upstream files only call the hooks below.
+ */
+
+#ifndef VALKEY_TLS_OCSP_H
+#define VALKEY_TLS_OCSP_H
+
+#include "sds.h"
+
+/* The tls-ocsp-* directives, held in server.tls_ocsp_config. */
+typedef struct tlsOcspConfig {
+    int enabled;              /* tls-ocsp-stapling */
+    int refresh_margin;       /* tls-ocsp-refresh-margin, percent of the validity window */
+    int retry_delay;          /* tls-ocsp-retry-delay, seconds */
+    int response_timeout;     /* tls-ocsp-response-timeout, seconds per fetch */
+    int max_refresh_interval; /* tls-ocsp-max-refresh-interval, seconds, 0 = no bound */
+    char *responder;          /* tls-ocsp-responder, NULL = the certificate's AIA URL */
+} tlsOcspConfig;
+
+#define TLS_OCSP_DEFAULT_REFRESH_MARGIN 10
+
+/* Config hooks: defaults the config table cannot set (initServerConfig), and
+ * the table's validate / apply / special-config functions (config.c). */
+struct standardConfig;
+struct rewriteConfigState;
+void tlsOcspInitConfig(void);
+int tlsOcspApplyStapling(const char **err);
+int tlsOcspApplyResponder(const char **err);
+int tlsOcspApplySchedule(const char **err);
+int tlsOcspIsValidResponder(char *val, const char **err);
+int tlsOcspSetRefreshMargin(struct standardConfig *config, sds *argv, int argc, const char **err);
+sds tlsOcspGetRefreshMargin(struct standardConfig *config);
+void tlsOcspRewriteRefreshMargin(struct standardConfig *config, const char *name, struct rewriteConfigState *state);
+
+/* TLS hooks (tls.c). The argument is an SSL_CTX *, kept opaque here so that
+ * files built without OpenSSL can include this header. */
+void tlsOcspSetupServerContext(void *ssl_ctx);
+void tlsOcspServerContextChanged(void *ssl_ctx);
+
+/* Server hooks (server.c). */
+void tlsOcspCron(void);
+sds tlsOcspInfo(sds info);
+void tlsOcspShutdown(void);
+
+#endif

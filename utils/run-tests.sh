@@ -1,0 +1,22 @@
+#!/bin/sh
+# `make test`: our tests plus upstream's TLS, CONFIG and INFO tests, all in TLS
+# mode, through ./runtest. Ends with one plain line "N passed, M failed"
+# counted from the harness's own [ok] / [err] / [exception] lines.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+log="$top/build/test.log"
+tests="unit/tls-ocsp unit/tls unit/introspection unit/info"
+args=""
+for t in $tests; do args="$args --single $t"; done
+# shellcheck disable=SC2086
+"$top/runtest" --tls --clients "${TEST_CLIENTS:-4}" $args "$@" 2>&1 | tee "$log"
+# The harness repeats each [err] line in its closing list: count up to there.
+plain=$(sed 's/\x1b\[[0-9;]*m//g; /The following tests failed/q' "$log")
+passed=$(printf '%s\n' "$plain" | grep -c '^\[ok\]: ')
+failed=$(printf '%s\n' "$plain" | grep -c '^\[\(err\|exception\)\]: ')
+# A harness that stopped early (crash, exception, timeout) counts as a failure.
+if ! printf '%s\n' "$plain" | grep -q 'All tests passed without errors!'; then
+    [ "$failed" -gt 0 ] || failed=1
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
