@@ -1,6 +1,9 @@
 # An OCSP responder for tests, on 127.0.0.1 only.
 #
-#   tclsh ocsp-responder.tcl PORT PKI_DIR
+#   tclsh ocsp-responder.tcl PORT PKI_DIR ?PARENT_PID?
+#
+# With PARENT_PID it exits by itself once that process is gone, so a test
+# run that dies on an exception leaves no responder behind.
 #
 # Real answers come from OpenSSL's own responder, `openssl ocsp` run on each
 # request against PKI_DIR/index.txt (its -port mode would listen on every
@@ -24,7 +27,14 @@
 
 set port [lindex $argv 0]
 set dir [lindex $argv 1]
+set parent [lindex $argv 2]
 set ::hung {}
+
+proc watch_parent {} {
+    if {[catch {exec kill -0 $::parent}]} { exit 0 }
+    after 1000 watch_parent
+}
+if {$parent ne {}} { watch_parent }
 
 proc mode_line {} {
     set path [file join $::dir responder.mode]
@@ -120,14 +130,15 @@ proc serve {chan addr port} {
                 reply $chan "200 OK" application/ocsp-response $half [string length $der]
             }
             hang {
+                # Keep the connection open and silent until we are killed.
                 lappend ::hung $chan
-                return
+                set chan {}
             }
         }
     } err]} {
         puts stderr "ocsp-responder: $err"
     }
-    catch {close $chan}
+    if {$chan ne {}} { catch {close $chan} }
 }
 
 socket -server serve -myaddr 127.0.0.1 $port
