@@ -132,7 +132,7 @@ static int ocspStatusCallback(SSL *ssl, void *arg) {
 typedef struct ocspIdentity {
     X509 *cert;             /* Leaf of tls-cert-file. */
     X509 *issuer;           /* Its issuer: the trust anchor for responses. */
-    STACK_OF(X509) *chain;  /* The rest of tls-cert-file: untrusted helpers. */
+    STACK_OF(X509) * chain; /* The rest of tls-cert-file: untrusted helpers. */
     X509_STORE *store;      /* Just the issuer, as a partial-chain anchor. */
     OCSP_CERTID *certid;    /* SHA-1 certificate ID (RFC 5019). */
     sds url;                /* Responder URL, NULL when there is none. */
@@ -187,7 +187,7 @@ static sds certificateOcspUrl(X509 *cert) {
 
 /* The issuer of cert: the next certificate of tls-cert-file, else one from
  * tls-ca-cert-file / tls-ca-cert-dir (the context's trust store). */
-static X509 *findIssuer(SSL_CTX *ctx, X509 *cert, STACK_OF(X509) *chain) {
+static X509 *findIssuer(SSL_CTX *ctx, X509 *cert, STACK_OF(X509) * chain) {
     for (int i = 0; i < sk_X509_num(chain); i++) {
         X509 *candidate = sk_X509_value(chain, i);
         if (X509_check_issued(candidate, cert) == X509_V_OK) {
@@ -255,7 +255,7 @@ static struct {
     SSL_CTX *server_ctx;    /* Current server context (reference held). */
     ocspIdentity *identity; /* Built lazily while stapling is enabled. */
     const char *identity_error;
-    ocspFetch *fetch;       /* At most one in flight. */
+    ocspFetch *fetch;        /* At most one in flight. */
     long long next_fetch_ms; /* -1: nothing scheduled. */
 
     /* The last verified response, as INFO reports it. */
@@ -322,19 +322,23 @@ static long long nextFetchAfterSuccess(long long now_ms) {
 
 /* After a failure: the retry delay doubled per consecutive failure, capped at
  * 5 minutes while nothing valid is cached and at the max refresh interval
- * otherwise, with +-10% jitter so that servers started together spread out,
- * and never after the cached response expires. */
+ * otherwise, with +-10% jitter (kept under the cap) so that servers started
+ * together spread out, and never after the cached response expires. */
 static long long nextFetchAfterFailure(long long now_ms) {
     const tlsOcspConfig *cfg = &server.tls_ocsp_config;
     long long base_ms = secondsToMs(cfg->retry_delay);
     long long cap_ms = OCSP_RETRY_CAP_WITHOUT_RESPONSE_MS;
-    if (responseIsValid()) cap_ms = cfg->max_refresh_interval > 0 ? secondsToMs(cfg->max_refresh_interval) : LLONG_MAX;
+    if (responseIsValid()) {
+        long long until_expiry_ms = secondsToMs(ocsp.expires) - now_ms;
+        cap_ms = cfg->max_refresh_interval > 0 ? secondsToMs(cfg->max_refresh_interval) : until_expiry_ms;
+    }
     if (cap_ms < base_ms) cap_ms = base_ms;
 
     long long delay_ms = base_ms;
-    for (int i = 1; i < ocsp.consecutive_failures && delay_ms < cap_ms; i++) delay_ms *= 2;
-    if (delay_ms > cap_ms) delay_ms = cap_ms;
+    for (int i = 1; i < ocsp.consecutive_failures && delay_ms < cap_ms; i++)
+        delay_ms = delay_ms > cap_ms / 2 ? cap_ms : delay_ms * 2;
     delay_ms = (long long)(delay_ms * (0.9 + 0.2 * ((double)rand() / RAND_MAX)));
+    if (delay_ms > cap_ms) delay_ms = 2 * cap_ms - delay_ms;
     if (delay_ms < 1000) delay_ms = 1000;
 
     long long at = now_ms + delay_ms;

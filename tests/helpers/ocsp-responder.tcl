@@ -13,7 +13,8 @@
 #
 #   openssl ?-signer NAME? ?-nmin N? ?-faketime SPEC? ?-type CT?
 #                   a real response, signed by NAME.crt/.key (default signer),
-#                   valid N minutes (default 60), made at faketime's SPEC
+#                   valid N minutes (default 60; "none": no nextUpdate at
+#                   all), made at faketime's SPEC
 #                   (for example -50s: thisUpdate lies in the past), sent with
 #                   Content-Type CT (default application/ocsp-response)
 #   file PATH       the bytes of PATH as a proper OCSP HTTP response
@@ -72,7 +73,8 @@ proc openssl_answer {body opts} {
     close $fd
     set cmd [list openssl ocsp -index [file join $::dir index.txt] -CA [file join $::dir ca.crt] \
         -rsigner [file join $::dir $signer.crt] -rkey [file join $::dir $signer.key] \
-        -reqin $req -respout $resp -nmin $nmin]
+        -reqin $req -respout $resp]
+    if {$nmin ne "none"} { lappend cmd -nmin $nmin }
     if {$faketime ne {}} { set cmd [linsert $cmd 0 faketime -f $faketime] }
     exec {*}$cmd >/dev/null 2>@1
     set fd [open $resp rb]

@@ -99,6 +99,30 @@ if {$::tls} {
             r config set tls-ocsp-max-refresh-interval 3600
         }
 
+        test {OCSP: a response without nextUpdate is valid for the max refresh interval (1 hour if 0)} {
+            foreach {interval validity} {1800 1800 0 3600} {
+                r config set tls-ocsp-max-refresh-interval $interval
+                ocsp_mode {openssl -nmin none}
+                set ok [ocsp_info fetches_ok]
+                ocsp_refetch
+                wait_for_condition 100 100 {[ocsp_info fetches_ok] > $ok} else {
+                    fail "no successful fetch (last_error [ocsp_info last_error])"
+                }
+                assert_equal good [ocsp_info status]
+                assert_equal 0 [ocsp_info next_update]
+                set this_update [ocsp_info this_update]
+                set left [expr {$this_update + $validity - [clock seconds]}]
+                assert_range [ocsp_info expires_in_seconds] [expr {$left - 2}] [expr {$left + 1}]
+                assert_equal good [ocsp_client_cert_status $port]
+            }
+            ocsp_mode openssl
+            r config set tls-ocsp-max-refresh-interval 3600
+            ocsp_refetch
+            wait_for_condition 100 100 {[ocsp_info next_update] > 0} else {
+                fail "no response with nextUpdate"
+            }
+        }
+
         # Each broken answer is refused, counted with its reason, never
         # stapled, and the earlier good response stays stapled.
         set other_response [ocsp_make_response other [ocsp_file other-response.der]]
@@ -202,6 +226,11 @@ if {$::tls} {
             assert_equal connect_failed [ocsp_info last_error]
             assert_equal "http://127.0.0.1:$closed/" [ocsp_info responder]
             assert_equal good [ocsp_client_cert_status $port]
+            # The next try follows tls-ocsp-retry-delay, +-10% jitter.
+            r config set tls-ocsp-retry-delay 100
+            assert_range [ocsp_info next_refresh_in_seconds] 88 111
+            r config set tls-ocsp-retry-delay 1
+            assert_lessthan_equal [ocsp_info next_refresh_in_seconds] 2
             r config set tls-ocsp-responder ""
             wait_for_condition 100 100 {[ocsp_info last_error] eq "none"} else {
                 fail "no successful fetch from the AIA responder"
@@ -322,6 +351,50 @@ if {$::tls} {
             r config set tls-ocsp-responder $::ocsp_url
             ocsp_wait_status good
             assert_equal good [ocsp_staple_check $port server-noaia]
+        }
+    }
+
+    test {OCSP: the issuer may come from tls-ca-cert-file instead of tls-cert-file} {
+        ocsp_reset
+        start_server [list overrides [ocsp_server_config server [list tls-cert-file [ocsp_file server.crt]]]] {
+            ocsp_wait_status good
+            assert_equal good [ocsp_client_cert_status [srv 0 port]]
+        }
+    }
+
+    test {OCSP: without the issuer anywhere the server serves TLS and says why there is no staple} {
+        ocsp_reset
+        set overrides [list tls-cert-file [ocsp_file server.crt] tls-ca-cert-file [file normalize $::tlsdir/ca.crt]]
+        start_server [list overrides [ocsp_server_config server $overrides]] {
+            wait_for_condition 100 100 {[ocsp_info last_error] eq "no_issuer"} else {
+                fail "last_error is [ocsp_info last_error]"
+            }
+            assert_equal none [ocsp_info status]
+            assert_equal PONG [r ping]
+            assert_equal 1 [count_log_message 0 "OCSP stapling: the issuer of the server certificate is neither"]
+        }
+    }
+
+    test {OCSP: a certificate reloaded by tls-auto-reload-interval drops the old response} {
+        ocsp_reset
+        set dir [file normalize [tmpdir ocsp-reload]]
+        file copy -force [ocsp_file server-chain.pem] $dir/cert.pem
+        file copy -force [ocsp_file server.key] $dir/key.pem
+        set overrides [list tls-cert-file $dir/cert.pem tls-key-file $dir/key.pem tls-auto-reload-interval 1]
+        start_server [list overrides [ocsp_server_config server $overrides]] {
+            set port [srv 0 port]
+            ocsp_wait_status good
+            assert_equal good [ocsp_staple_check $port server]
+            ocsp_mode hang
+            file copy -force [ocsp_file server2-chain.pem] $dir/cert.pem
+            file copy -force [ocsp_file server2.key] $dir/key.pem
+            wait_for_log_messages 0 {"*TLS materials reloaded successfully*"} 0 100 100
+            # The new certificate has no response yet, and the old one's is gone.
+            assert_equal none [ocsp_client_cert_status $port]
+            assert_equal none [ocsp_info status]
+            ocsp_mode openssl
+            ocsp_wait_status good
+            assert_equal good [ocsp_staple_check $port server2]
         }
     }
 
