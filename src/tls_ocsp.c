@@ -829,20 +829,20 @@ static void fetchFailed(const char *reason, const char *detail) {
 
 /* Build the identity when stapling is on and a server context exists. */
 static void ensureIdentity(void) {
-    if (ocsp.identity || !ocsp.server_ctx || !server.tls_ocsp_config.enabled) return;
+    /* After a failure, wait for a change (context, responder, on/off) that
+     * resets identity_error rather than re-reading files every cron tick. */
+    if (ocsp.identity || ocsp.identity_error || !ocsp.server_ctx || !server.tls_ocsp_config.enabled) return;
     const char *why = NULL;
     ocsp.identity = identityCreate(ocsp.server_ctx, server.tls_ocsp_config.responder, &why);
     if (!ocsp.identity) {
-        if (ocsp.identity_error != why)
-            serverLog(LL_WARNING, "OCSP stapling: %s; not stapling",
-                      !strcmp(why, "no_issuer") ? "the issuer of the server certificate is neither in tls-cert-file "
-                                                  "nor in tls-ca-cert-file / tls-ca-cert-dir"
-                                                : "cannot read the server certificate");
+        serverLog(LL_WARNING, "OCSP stapling: %s; not stapling",
+                  !strcmp(why, "no_issuer") ? "the issuer of the server certificate is neither in tls-cert-file "
+                                              "nor in tls-ca-cert-file / tls-ca-cert-dir"
+                                            : "cannot set up the server certificate's identity");
         ocsp.identity_error = why;
         ocsp.last_error = why;
         return;
     }
-    ocsp.identity_error = NULL;
     if (!ocsp.identity->url) {
         serverLog(LL_NOTICE, "OCSP stapling: %s; not stapling",
                   server.tls_ocsp_config.responder ? "tls-ocsp-responder is not a usable http:// URL"
