@@ -108,6 +108,18 @@ proc ocsp_refetch {{r_cmd r}} {
     }
 }
 
+# Leave the server with a fetch stuck on a silent responder for up to
+# TIMEOUT seconds; returns once the responder has the request.
+proc ocsp_start_hung_fetch {timeout} {
+    ocsp_mode hang
+    r config set tls-ocsp-response-timeout $timeout
+    set requests [ocsp_responder_requests]
+    ocsp_refetch
+    wait_for_condition 100 20 {[ocsp_responder_requests] > $requests} else {
+        fail "the server did not query the responder"
+    }
+}
+
 # What openssl s_client sees when it asks for status: a dict with
 # stapled (0/1), response_status, cert_status and the raw output.
 proc ocsp_client_view {port} {

@@ -172,13 +172,7 @@ if {$::tls} {
         }
 
         test {OCSP: the server answers promptly while the responder hangs} {
-            ocsp_mode hang
-            r config set tls-ocsp-response-timeout 5
-            set requests [ocsp_responder_requests]
-            ocsp_refetch
-            wait_for_condition 100 20 {[ocsp_responder_requests] > $requests} else {
-                fail "the server did not query the responder"
-            }
+            ocsp_start_hung_fetch 5
             # A fetch is in flight for the whole measurement.
             assert_equal 0 [ocsp_info next_refresh_in_seconds]
             set worst 0
@@ -495,13 +489,7 @@ if {$::tls} {
         ocsp_reset
         start_server [list overrides [ocsp_server_config]] {
             ocsp_wait_status good
-            ocsp_mode hang
-            r config set tls-ocsp-response-timeout 30
-            set requests [ocsp_responder_requests]
-            ocsp_refetch
-            wait_for_condition 100 20 {[ocsp_responder_requests] > $requests} else {
-                fail "the server did not query the responder"
-            }
+            ocsp_start_hung_fetch 30
             set pid [srv 0 pid]
             catch {r shutdown nosave}
             wait_for_condition 100 50 {![is_alive $pid]} else {
