@@ -366,7 +366,6 @@ typedef struct ocspResolveJob {
 } ocspResolveJob;
 
 struct ocspFetch {
-    long long started_ms;
     long long timeout_timer;
     ocspResolveJob *resolve;
     int resolve_fd; /* Read end of the resolver's pipe, or -1. */
@@ -678,7 +677,6 @@ static void fetchStart(void) {
     ocspFetch *f = zcalloc(sizeof(*f));
     f->fd = -1;
     f->resolve_fd = -1;
-    f->started_ms = mstime();
     f->request = OCSP_REQUEST_new();
     ocsp.fetch = f;
     ocsp.next_fetch_ms = -1;
