@@ -23,31 +23,18 @@
  *
  * Build: cc -O2 -o handshake-client handshake-client.c -lssl -lcrypto
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
+#define CLIENT_NAME "handshake-client"
+#include "bench-client.h"
+
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
 #include <openssl/ocsp.h>
-#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 static SSL_CTX *ctx;
 static long on_handshakes, off_handshakes;
 static int staple_checked;
-
-static void die(const char *what) {
-    fprintf(stderr, "handshake-client: %s\n", what);
-    ERR_print_errors_fp(stderr);
-    exit(1);
-}
 
 static double now_s(void) {
     struct timespec ts;
@@ -82,14 +69,7 @@ static void check_staple(SSL *ssl, const unsigned char *der, long len) {
 
 /* One full handshake + PING on a fresh connection. */
 static void handshake(int port, int expect_staple) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) die("socket");
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) die(strerror(errno));
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-
+    int fd = connect_loopback(port);
     SSL *ssl = SSL_new(ctx);
     if (!ssl) die("SSL_new");
     SSL_set_fd(ssl, fd);
@@ -107,16 +87,7 @@ static void handshake(int port, int expect_staple) {
         staple_checked = 1;
     }
 
-    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
-    char buf[16];
-    int got = 0;
-    if (SSL_write(ssl, ping, sizeof(ping) - 1) != (int)sizeof(ping) - 1) die("write PING");
-    while (got < 7) {
-        int n = SSL_read(ssl, buf + got, 7 - got);
-        if (n <= 0) die("read PONG");
-        got += n;
-    }
-    if (memcmp(buf, "+PONG\r\n", 7) != 0) die("unexpected reply to PING");
+    ping_pong(ssl);
 
     SSL_shutdown(ssl); /* send close_notify, do not wait for the peer's */
     struct linger lg = {.l_onoff = 1, .l_linger = 0};

@@ -21,20 +21,13 @@
  *
  * Build: cc -O2 -o ping-client ping-client.c -lssl -lcrypto -lm
  */
-#include <arpa/inet.h>
-#include <errno.h>
+#define CLIENT_NAME "ping-client"
+#include "bench-client.h"
+
 #include <math.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 typedef struct {
@@ -46,12 +39,6 @@ typedef struct {
     long tn;
 } side;
 
-static void die(const char *what) {
-    fprintf(stderr, "ping-client: %s\n", what);
-    ERR_print_errors_fp(stderr);
-    exit(1);
-}
-
 static long long now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -59,13 +46,7 @@ static long long now_ns(void) {
 }
 
 static SSL *open_tls(SSL_CTX *ctx, int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) die("socket");
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) die(strerror(errno));
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    int fd = connect_loopback(port);
     SSL *ssl = SSL_new(ctx);
     SSL_set_fd(ssl, fd);
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), "127.0.0.1");
@@ -75,19 +56,9 @@ static SSL *open_tls(SSL_CTX *ctx, int port) {
 
 /* One PING round trip, in microseconds. */
 static double ping(SSL *ssl) {
-    static const char cmd[] = "*1\r\n$4\r\nPING\r\n";
-    char buf[8];
-    int got = 0;
     long long t0 = now_ns();
-    if (SSL_write(ssl, cmd, sizeof(cmd) - 1) != (int)sizeof(cmd) - 1) die("write PING");
-    while (got < 7) {
-        int n = SSL_read(ssl, buf + got, 7 - got);
-        if (n <= 0) die("read PONG");
-        got += n;
-    }
-    long long t1 = now_ns();
-    if (memcmp(buf, "+PONG\r\n", 7) != 0) die("unexpected reply to PING");
-    return (t1 - t0) / 1000.0;
+    ping_pong(ssl);
+    return (now_ns() - t0) / 1000.0;
 }
 
 /* Send a command (inline arguments) and read a simple-string or bulk reply
