@@ -135,5 +135,10 @@ else
     mv "$tmp" "$tree"
     say "assembled build/valkey ($(series | wc -l) patches)"
 fi
+# Upstream's mkreleasehdr.sh runs `git diff -- ../src ../deps` on every make;
+# outside any repository git compares those two folders instead, whose
+# output changes with every build, so each make would relink. An empty
+# repository answers with nothing, every time (`make tree` fills it).
+[ -e "$tree/.git" ] || git init -q "$tree"
 echo "$want" > "$tree/$stamp_name"
 refresh_links

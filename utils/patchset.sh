@@ -33,7 +33,11 @@ patch_header() { sed -n '/^diff --git /q;p' "$1" | sed '${/^---$/d}'; }
 strip_index() { sed '/^index [0-9a-f]\{7,\}\.\.[0-9a-f]\{7,\}/d'; }
 
 cmd_tree() {
-    [ -d "$tree/.git" ] && { say "build/valkey is already a git tree"; return; }
+    if tree_git rev-parse -q --verify upstream > /dev/null 2>&1; then
+        say "build/valkey is already a git tree"
+        return
+    fi
+    rm -rf "$tree/.git" # the empty repository assemble.sh leaves
     work="$top/build/tree.tmp"
     # Pristine upstream first, then each patch: commits on a scratch tree whose
     # .git then moves into build/valkey, which already holds the same files.
@@ -68,7 +72,7 @@ slug() {
 }
 
 cmd_patches() {
-    [ -d "$tree/.git" ] || die "build/valkey is not a git tree: run make tree first"
+    tree_git rev-parse -q --verify upstream > /dev/null 2>&1 || die "build/valkey is not a git tree: run make tree first"
     [ -z "$(tree_git status --porcelain)" ] || die "build/valkey has uncommitted changes: commit them first"
     new="$top/build/patches.tmp"
     rm -rf "$new"
