@@ -1,6 +1,10 @@
 # An OCSP responder for tests, on 127.0.0.1 only.
 #
 #   tclsh ocsp-responder.tcl PORT PKI_DIR ?PARENT_PID?
+#   tclsh ocsp-responder.tcl answer PKI_DIR REQUEST_FILE RESPONSE_FILE ?OPTIONS?
+#
+# The second form answers one DER request file, as the "openssl" mode below
+# would with OPTIONS, and exits: tests use it to prepare responses.
 #
 # With PARENT_PID it exits by itself once that process is gone, so a test
 # run that dies on an exception leaves no responder behind.
@@ -26,23 +30,20 @@
 #
 # Every request is appended to PKI_DIR/responder.log as "<unix time> <mode>".
 
-set port [lindex $argv 0]
 set dir [lindex $argv 1]
-set parent [lindex $argv 2]
 set ::hung {}
 
-proc watch_parent {} {
-    if {[catch {exec kill -0 $::parent}]} { exit 0 }
-    after 1000 watch_parent
+proc read_file {path} {
+    set fd [open $path rb]
+    set data [read $fd]
+    close $fd
+    return $data
 }
-if {$parent ne {}} { watch_parent }
 
 proc mode_line {} {
     set path [file join $::dir responder.mode]
     if {![file exists $path]} { return openssl }
-    set fd [open $path]
-    set line [string trim [read $fd]]
-    close $fd
+    set line [string trim [read_file $path]]
     if {$line eq {}} { return openssl }
     return $line
 }
@@ -77,9 +78,7 @@ proc openssl_answer {body opts} {
     if {$nmin ne "none"} { lappend cmd -nmin $nmin }
     if {$faketime ne {}} { set cmd [linsert $cmd 0 faketime -f $faketime] }
     exec {*}$cmd >/dev/null 2>@1
-    set fd [open $resp rb]
-    set der [read $fd]
-    close $fd
+    set der [read_file $resp]
     file delete $req $resp
     return $der
 }
@@ -110,10 +109,7 @@ proc serve {chan addr port} {
                 reply $chan "200 OK" $ctype [openssl_answer $body $opts]
             }
             file {
-                set fd [open [lindex $opts 0] rb]
-                set der [read $fd]
-                close $fd
-                reply $chan "200 OK" application/ocsp-response $der
+                reply $chan "200 OK" application/ocsp-response [read_file [lindex $opts 0]]
             }
             garbage {
                 set junk {}
@@ -142,6 +138,22 @@ proc serve {chan addr port} {
     }
     if {$chan ne {}} { catch {close $chan} }
 }
+
+if {[lindex $argv 0] eq "answer"} {
+    lassign $argv - - request response
+    set fd [open $response wb]
+    puts -nonewline $fd [openssl_answer [read_file $request] [lrange $argv 4 end]]
+    close $fd
+    exit 0
+}
+
+set port [lindex $argv 0]
+set parent [lindex $argv 2]
+proc watch_parent {} {
+    if {[catch {exec kill -0 $::parent}]} { exit 0 }
+    after 1000 watch_parent
+}
+if {$parent ne {}} { watch_parent }
 
 socket -server serve -myaddr 127.0.0.1 $port
 puts "ocsp-responder: listening on 127.0.0.1:$port"

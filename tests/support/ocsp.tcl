@@ -180,28 +180,12 @@ proc ocsp_wait_failures {count {level 0}} {
     }
 }
 
-# Make a DER response for certificate NAME with the real responder code and
-# the given options (as in responder.mode: -signer, -nmin, -faketime; and
-# -ca: the CA the responder serves, another one makes it say "unauthorized").
+# Make a DER response for certificate NAME, as the responder's "openssl"
+# mode would answer with OPTIONS (-signer, -nmin, -faketime).
 proc ocsp_make_response {name file args} {
     set req [ocsp_file req-$name.der]
     exec openssl ocsp -issuer [ocsp_file ca.crt] -cert [ocsp_file $name.crt] -no_nonce -reqout $req 2>@1
-    set signer signer
-    set nmin 60
-    set faketime {}
-    set ca ca
-    foreach {k v} $args {
-        switch -- $k {
-            -signer { set signer $v }
-            -nmin { set nmin $v }
-            -faketime { set faketime $v }
-            -ca { set ca $v }
-        }
-    }
-    set cmd [list openssl ocsp -index [ocsp_file index.txt] -CA [ocsp_file $ca.crt] \
-        -rsigner [ocsp_file $signer.crt] -rkey [ocsp_file $signer.key] -reqin $req -respout $file -nmin $nmin]
-    if {$faketime ne {}} { set cmd [linsert $cmd 0 faketime -f $faketime] }
-    exec {*}$cmd 2>@1
+    exec tclsh tests/helpers/ocsp-responder.tcl answer $::ocsp_dir $req $file {*}$args 2>@1
     return $file
 }
 
