@@ -142,6 +142,13 @@ cmd_check() {
     done
     cmd_dist "$work.dist.patch"
     check_dist "$work.dist.patch" "$work.pristine"
+    # Applied for real, the combined patch must give the very sources that
+    # just built, so a tree patched with it builds with make BUILD_TLS=yes too.
+    patch -d "$work.pristine" -p1 --batch --quiet < "$work.dist.patch" > /dev/null
+    sed -n 's|^+++ b/||p' "$work.dist.patch" | while read -r f; do
+        cmp -s "$work.pristine/$f" "$work/$f" || die "the combined patch and the series differ on $f"
+    done
+    say "the combined patch gives the same sources as the series that built"
     rm -rf "$work" "$work.pristine" "$work.dist.patch" "$work.log"
     say "OK: $(series | wc -l) patches apply to pristine Valkey $version and the tree builds after each"
 }
