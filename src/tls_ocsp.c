@@ -859,16 +859,22 @@ static void maybeFetchNow(void) {
     fetchStart();
 }
 
-/* Identity, fetch and cache all go; counters stay. */
-static void resetState(void) {
+/* The fetch in flight and the identity go; the next fetch is due at once
+ * (once an identity is rebuilt), as for a new responder. */
+static void forgetIdentity(void) {
     fetchCancel();
-    dropResponse();
     identityFree(ocsp.identity);
     ocsp.identity = NULL;
     ocsp.identity_error = NULL;
-    ocsp.next_fetch_ms = -1;
     ocsp.consecutive_failures = 0;
     ocsp.last_attempt_ms = 0;
+}
+
+/* Identity, fetch and cache all go; counters stay. */
+static void resetState(void) {
+    forgetIdentity();
+    dropResponse();
+    ocsp.next_fetch_ms = -1;
 }
 
 void tlsOcspCron(void) {
@@ -937,12 +943,7 @@ int tlsOcspApplyStapling(const char **err) {
  * our certificate), but the question goes to the new responder at once. */
 int tlsOcspApplyResponder(const char **err) {
     UNUSED(err);
-    fetchCancel();
-    identityFree(ocsp.identity);
-    ocsp.identity = NULL;
-    ocsp.identity_error = NULL;
-    ocsp.consecutive_failures = 0;
-    ocsp.last_attempt_ms = 0;
+    forgetIdentity();
     maybeFetchNow();
     return 1;
 }
