@@ -308,6 +308,11 @@ static long long secondsToMs(long long s) {
     return s * 1000;
 }
 
+/* Whole seconds from now_ms until the next fetch, rounded up. */
+static long long secondsUntilNextFetch(long long now_ms) {
+    return (ocsp.next_fetch_ms - now_ms + 999) / 1000;
+}
+
 /* After a verified response: refresh when the margin of its validity window
  * is left, within [now + retry delay, now + max refresh interval]. */
 static long long nextFetchAfterSuccess(long long now_ms) {
@@ -792,7 +797,7 @@ static void fetchSucceeded(OCSP_RESPONSE *response) {
     char this_update[32], next_update[32] = "none";
     formatTime(v.this_update, this_update, sizeof(this_update));
     if (v.next_update) formatTime(v.next_update, next_update, sizeof(next_update));
-    long long refresh_in = (ocsp.next_fetch_ms - now_ms + 999) / 1000;
+    long long refresh_in = secondsUntilNextFetch(now_ms);
     if (v.cert_status == V_OCSP_CERTSTATUS_REVOKED) {
         char revoked_at[32];
         formatTime(v.revoked_at, revoked_at, sizeof(revoked_at));
@@ -819,7 +824,7 @@ static void fetchFailed(const char *reason, const char *detail) {
     serverLog(LL_WARNING, "OCSP: fetch from %s failed: %s (%s); %s; retrying in %lld s (failure %d in a row)",
               ocsp.identity->url, reason, detail,
               responseIsValid() ? "the cached response stays stapled until it expires" : "nothing is stapled",
-              (ocsp.next_fetch_ms - now_ms + 999) / 1000, ocsp.consecutive_failures);
+              secondsUntilNextFetch(now_ms), ocsp.consecutive_failures);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -975,7 +980,7 @@ sds tlsOcspInfo(sds info) {
     if (ocsp.fetch)
         refresh_in = 0;
     else if (cfg->enabled && ocsp.next_fetch_ms >= 0) {
-        refresh_in = (ocsp.next_fetch_ms - mstime() + 999) / 1000;
+        refresh_in = secondsUntilNextFetch(mstime());
         if (refresh_in < 0) refresh_in = 0;
     }
     const char *responder = ocsp.identity && ocsp.identity->url ? ocsp.identity->url : "";
