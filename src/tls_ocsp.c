@@ -1,15 +1,25 @@
 /*
+ * Copyright (c) Valkey Contributors
+ * All rights reserved.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+/*
  * OCSP stapling for the TLS server side.
  *
  * The main thread keeps one verified OCSP response for the server certificate:
  *
- *   serverCron -> tlsOcspCron() -> fetch when due
- *   fetch: name resolution in a short-lived thread (getaddrinfo blocks), then a
- *          non-blocking connect and an HTTP POST driven by ae file events through
- *          OpenSSL's own HTTP client, the whole exchange bounded by one timer
- *   verify: responder status, signature (OCSP_basic_verify, with the
- *          certificate's issuer as trust anchor), our certificate ID, validity
- *   cache:  the DER is published as an immutable, reference-counted staple
+ *   serverCron -> tlsOcspCron() -> fetchStart() when due
+ *   a fetch (ocspFetch, one context per fetch) goes through these phases:
+ *     RESOLVING  host names are looked up by the BIO_TLS_OCSP worker, one
+ *                lookup at a time; numeric addresses skip this
+ *     CONNECTING non-blocking connect, each resolved address in turn
+ *     SENDING    the HTTP/1.0 POST
+ *     RECEIVING  the answer, one bounded read per event, into a fixed buffer
+ *   and always ends in fetchFinish(), which frees it and records the outcome:
+ *   verify (signature, certificate ID, validity), trim to what a handshake
+ *   can carry, then publish, or count a failure. One timer bounds the whole
+ *   fetch, and no callback does more than one read or write.
  *
  * The status callback runs in whichever thread does the handshake (the main
  * thread or an I/O thread). It takes a reference to the published staple under
@@ -19,49 +29,200 @@
 
 #include "server.h"
 
+/* ------------------------------------------------------------------------- */
+/* Responder URLs, shared by every build (config validation needs them).     */
+
+typedef struct ocspUrl {
+    sds host; /* Without the brackets of an IPv6 literal. */
+    sds port; /* "80" when the URL names none. */
+    sds path; /* "/" when the URL names none; includes a query. */
+} ocspUrl;
+
+static void ocspUrlClear(ocspUrl *url) {
+    sdsfree(url->host);
+    sdsfree(url->port);
+    sdsfree(url->path);
+    url->host = url->port = url->path = NULL;
+}
+
+/* Split an http:// URL (scheme in any case). Returns 1, or 0 with *err set
+ * to why it is unusable; *url is filled only on success. */
+static int ocspUrlParse(const char *text, ocspUrl *url, const char **err) {
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p <= ' ' || *p >= 0x7f) {
+            *err = "the URL contains a space, a control character or a non-ASCII byte";
+            return 0;
+        }
+    }
+    if (strncasecmp(text, "https://", 8) == 0) {
+        *err = "https:// is not supported: the responder must be an http:// URL";
+        return 0;
+    }
+    if (strncasecmp(text, "http://", 7) != 0) {
+        *err = "the responder must be an http:// URL";
+        return 0;
+    }
+    const char *authority = text + 7;
+    const char *path = authority + strcspn(authority, "/?#");
+    const char *host = authority, *host_end, *port = NULL;
+    if (memchr(authority, '@', path - authority)) {
+        *err = "user information (user@host) is not supported in the URL";
+        return 0;
+    }
+    if (*host == '[') {
+        host++;
+        host_end = memchr(host, ']', path - host);
+        if (!host_end) {
+            *err = "the URL has an unterminated [IPv6 address]";
+            return 0;
+        }
+        if (host_end == host || strspn(host, "0123456789abcdefABCDEF:.") != (size_t)(host_end - host)) {
+            *err = "the URL has an invalid [IPv6 address]";
+            return 0;
+        }
+        if (host_end + 1 < path) {
+            if (host_end[1] != ':') {
+                *err = "the URL has characters after its [IPv6 address]";
+                return 0;
+            }
+            port = host_end + 2;
+        }
+    } else {
+        host_end = memchr(host, ':', path - host);
+        if (host_end) {
+            port = host_end + 1;
+        } else {
+            host_end = path;
+        }
+        if (port && memchr(port, ':', path - port)) {
+            *err = "an IPv6 address in the URL must be in brackets";
+            return 0;
+        }
+    }
+    if (host_end == host) {
+        *err = "the URL has no host";
+        return 0;
+    }
+    long port_number = 80;
+    if (port) {
+        size_t digits = strspn(port, "0123456789");
+        port_number = 0;
+        if (port + digits == path && digits > 0 && digits <= 5) port_number = strtol(port, NULL, 10);
+        if (port_number < 1 || port_number > 65535) {
+            *err = "the port in the URL must be a number from 1 to 65535";
+            return 0;
+        }
+    }
+    if (*path == '#') {
+        *err = "the URL has a fragment (#)";
+        return 0;
+    }
+    url->host = sdsnewlen(host, host_end - host);
+    url->port = sdsfromlonglong(port_number);
+    url->path = *path == '/' ? sdsnew(path) : sdscat(sdsnew("/"), path);
+    return 1;
+}
+
 #if defined(USE_OPENSSL) && USE_OPENSSL == 1 /* BUILD_YES */
 
 #include "anet.h"
+#include "bio.h"
 
 #include <openssl/ssl.h>
 #include <openssl/ocsp.h>
 #include <openssl/x509v3.h>
 #include <openssl/err.h>
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-#include <openssl/http.h>
-#include <openssl/httperr.h>
-#endif
 
+#include <ctype.h>
 #include <netdb.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <sys/socket.h>
 
 /* Accepted clock difference between the responder and us (RFC 6960 practice). */
-#define OCSP_CLOCK_SKEW_SECONDS 300
+#define OCSP_CLOCK_SKEW_MS (300 * 1000LL)
 /* Validity given to a response without nextUpdate when the bound is off. */
-#define OCSP_NO_NEXT_UPDATE_VALIDITY 3600
+#define OCSP_NO_NEXT_UPDATE_VALIDITY_MS (3600 * 1000LL)
 /* Longest retry delay while no valid response is cached. */
 #define OCSP_RETRY_CAP_WITHOUT_RESPONSE_MS (300 * 1000LL)
-#define OCSP_MAX_RESPONSE_BYTES (64 * 1024)
+/* What one fetch may read: the status line and headers, then the body. */
+#define OCSP_MAX_HEADER_BYTES (16 * 1024)
+#define OCSP_MAX_BODY_BYTES (64 * 1024)
+/* The largest response we staple. TLS 1.2 sends it in a CertificateStatus
+ * handshake message, which OpenSSL clients (and others) refuse above 16384
+ * bytes, one record's plaintext ("excessive message size"); the message
+ * holds a 1-byte status type and a 3-byte length before the response. TLS
+ * 1.3 carries it in a certificate extension with room to spare. */
+#define OCSP_MAX_STAPLE_BYTES (16384 - 4)
+
+/* ------------------------------------------------------------------------- */
+/* Why a fetch or the setup failed: one name each, for INFO, the log and the  */
+/* tests.                                                                     */
+
+typedef enum ocspError {
+    OCSP_ERR_NONE = 0,
+    OCSP_ERR_TIMEOUT,           /* No complete answer within the response timeout. */
+    OCSP_ERR_RESOLVE_FAILED,    /* The responder's host name did not resolve. */
+    OCSP_ERR_CONNECT_FAILED,    /* No address took the connection, or sending failed. */
+    OCSP_ERR_HTTP_STATUS,       /* An HTTP status other than 200. */
+    OCSP_ERR_CONTENT_TYPE,      /* Not application/ocsp-response. */
+    OCSP_ERR_TOO_LARGE,         /* Over a read bound, or too large to staple. */
+    OCSP_ERR_TRUNCATED,         /* The connection ended before the answer did. */
+    OCSP_ERR_MALFORMED,         /* Not an OCSP response, or inconsistent one. */
+    OCSP_ERR_RESPONDER_ERROR,   /* A response status other than successful. */
+    OCSP_ERR_BAD_SIGNATURE,     /* Not signed by the issuer or its delegate. */
+    OCSP_ERR_WRONG_CERTIFICATE, /* No status for our certificate. */
+    OCSP_ERR_STALE,             /* Its nextUpdate (or validity) has passed. */
+    OCSP_ERR_NOT_YET_VALID,     /* Its thisUpdate is beyond the clock skew. */
+    OCSP_ERR_NO_ISSUER,         /* The issuer of our certificate is nowhere. */
+    OCSP_ERR_NO_CERTIFICATE,    /* No server certificate to ask about. */
+    OCSP_ERR_NO_RESPONDER,      /* No usable http:// responder URL. */
+    OCSP_ERR_INTERNAL,          /* Resources or encoding. */
+    OCSP_ERR_COUNT
+} ocspError;
+
+static const char *const ocsp_error_names[OCSP_ERR_COUNT] = {
+    [OCSP_ERR_NONE] = "none",
+    [OCSP_ERR_TIMEOUT] = "timeout",
+    [OCSP_ERR_RESOLVE_FAILED] = "resolve_failed",
+    [OCSP_ERR_CONNECT_FAILED] = "connect_failed",
+    [OCSP_ERR_HTTP_STATUS] = "http_status",
+    [OCSP_ERR_CONTENT_TYPE] = "content_type",
+    [OCSP_ERR_TOO_LARGE] = "too_large",
+    [OCSP_ERR_TRUNCATED] = "truncated",
+    [OCSP_ERR_MALFORMED] = "malformed",
+    [OCSP_ERR_RESPONDER_ERROR] = "responder_error",
+    [OCSP_ERR_BAD_SIGNATURE] = "bad_signature",
+    [OCSP_ERR_WRONG_CERTIFICATE] = "wrong_certificate",
+    [OCSP_ERR_STALE] = "stale",
+    [OCSP_ERR_NOT_YET_VALID] = "not_yet_valid",
+    [OCSP_ERR_NO_ISSUER] = "no_issuer",
+    [OCSP_ERR_NO_CERTIFICATE] = "no_certificate",
+    [OCSP_ERR_NO_RESPONDER] = "no_responder",
+    [OCSP_ERR_INTERNAL] = "internal_error",
+};
+
+/* A short human-readable detail goes with every error into the log. */
+#define OCSP_DETAIL_LEN 256
 
 /* ------------------------------------------------------------------------- */
 /* The published staple: immutable once published, freed by its last reader. */
 
 typedef struct ocspStaple {
     atomic_int refs;
-    X509 *cert;     /* The certificate the response is about (reference held). */
-    time_t expires; /* Never staple at or after this time. */
+    X509 *cert;       /* The certificate the response is about (reference held). */
+    mstime_t expires; /* Never staple at or after this time. */
     size_t len;
     unsigned char der[];
 } ocspStaple;
 
 static pthread_mutex_t staple_mutex = PTHREAD_MUTEX_INITIALIZER;
 static ocspStaple *published_staple = NULL;
+/* Staples attached to a handshake, including handshakes that then fail. */
 static atomic_llong staples_sent = 0;
 
-static ocspStaple *stapleCreate(X509 *cert, time_t expires, const unsigned char *der, size_t len) {
+static ocspStaple *stapleCreate(X509 *cert, mstime_t expires, const unsigned char *der, size_t len) {
     ocspStaple *staple = zmalloc(sizeof(*staple) + len);
     atomic_init(&staple->refs, 1);
     X509_up_ref(cert);
@@ -109,7 +270,7 @@ static int ocspStatusCallback(SSL *ssl, void *arg) {
 
     int stapled = 0;
     X509 *cert = SSL_get_certificate(ssl);
-    if (cert && (cert == staple->cert || X509_cmp(cert, staple->cert) == 0) && time(NULL) < staple->expires) {
+    if (cert && (cert == staple->cert || X509_cmp(cert, staple->cert) == 0) && mstime() < staple->expires) {
         unsigned char *copy = OPENSSL_malloc(staple->len);
         if (copy) {
             memcpy(copy, staple->der, staple->len);
@@ -127,62 +288,44 @@ static int ocspStatusCallback(SSL *ssl, void *arg) {
 }
 
 /* ------------------------------------------------------------------------- */
-/* Identity: what we ask about, where, and whom we trust for the answer.      */
+/* The subject: the certificate we staple for, where to ask about it and whom */
+/* to trust for the answer. Rebuilt when the context or the responder change. */
 
-typedef struct ocspIdentity {
+typedef struct ocspSubject {
     X509 *cert;             /* Leaf of tls-cert-file. */
     X509 *issuer;           /* Its issuer: the trust anchor for responses. */
     STACK_OF(X509) * chain; /* The rest of tls-cert-file: untrusted helpers. */
     X509_STORE *store;      /* Just the issuer, as a partial-chain anchor. */
     OCSP_CERTID *certid;    /* SHA-1 certificate ID (RFC 5019). */
-    sds url;                /* Responder URL, NULL when there is none. */
-    char *host, *port, *path;
-} ocspIdentity;
+    sds url;                /* Responder URL as configured or in the AIA; NULL: none. */
+    ocspUrl responder;      /* url, split; empty when url is NULL. */
+} ocspSubject;
 
-static void identityFree(ocspIdentity *id) {
-    if (!id) return;
-    X509_free(id->cert);
-    X509_free(id->issuer);
-    sk_X509_pop_free(id->chain, X509_free);
-    X509_STORE_free(id->store);
-    OCSP_CERTID_free(id->certid);
-    sdsfree(id->url);
-    OPENSSL_free(id->host);
-    OPENSSL_free(id->port);
-    OPENSSL_free(id->path);
-    zfree(id);
+static void subjectFree(ocspSubject *s) {
+    if (!s) return;
+    X509_free(s->cert);
+    X509_free(s->issuer);
+    sk_X509_pop_free(s->chain, X509_free);
+    X509_STORE_free(s->store);
+    OCSP_CERTID_free(s->certid);
+    sdsfree(s->url);
+    ocspUrlClear(&s->responder);
+    zfree(s);
 }
 
-/* Split an http:// URL. Returns 0 for anything else (https, garbage). */
-static int parseResponderUrl(const char *url, char **host, char **port, char **path) {
-    int use_ssl = 0;
-    *host = *port = *path = NULL;
-    if (strncasecmp(url, "http://", 7) != 0) return 0;
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-    if (!OSSL_HTTP_parse_url(url, &use_ssl, NULL, host, port, NULL, path, NULL, NULL)) return 0;
-#else
-    if (!OCSP_parse_url(url, host, port, path, &use_ssl)) return 0;
-#endif
-    if (use_ssl || **host == '\0') {
-        OPENSSL_free(*host);
-        OPENSSL_free(*port);
-        OPENSSL_free(*path);
-        *host = *port = *path = NULL;
-        return 0;
+/* The first usable http:// OCSP URL in the certificate's AIA extension. */
+static void subjectFindResponder(ocspSubject *s, const char *configured) {
+    const char *err;
+    if (configured) {
+        if (ocspUrlParse(configured, &s->responder, &err)) s->url = sdsnew(configured);
+        return;
     }
-    return 1;
-}
-
-/* The first http:// OCSP URL in the certificate's AIA extension, or NULL. */
-static sds certificateOcspUrl(X509 *cert) {
-    STACK_OF(OPENSSL_STRING) *urls = X509_get1_ocsp(cert);
-    sds url = NULL;
-    for (int i = 0; i < sk_OPENSSL_STRING_num(urls) && !url; i++) {
+    STACK_OF(OPENSSL_STRING) *urls = X509_get1_ocsp(s->cert);
+    for (int i = 0; i < sk_OPENSSL_STRING_num(urls) && !s->url; i++) {
         const char *candidate = sk_OPENSSL_STRING_value(urls, i);
-        if (strncasecmp(candidate, "http://", 7) == 0) url = sdsnew(candidate);
+        if (ocspUrlParse(candidate, &s->responder, &err)) s->url = sdsnew(candidate);
     }
     X509_email_free(urls);
-    return url;
 }
 
 /* The issuer of cert: the next certificate of tls-cert-file, else one from
@@ -205,78 +348,113 @@ static X509 *findIssuer(SSL_CTX *ctx, X509 *cert, STACK_OF(X509) * chain) {
     return issuer;
 }
 
-/* Build the identity of the context's certificate. On failure returns NULL
- * and sets *why to a short reason for INFO and the log. */
-static ocspIdentity *identityCreate(SSL_CTX *ctx, const char *responder, const char **why) {
+/* Build the subject of the context's certificate, or NULL with *err set. */
+static ocspSubject *subjectCreate(SSL_CTX *ctx, const char *configured_responder, ocspError *err) {
     X509 *cert = SSL_CTX_get0_certificate(ctx);
     if (!cert) {
-        *why = "no_certificate";
+        *err = OCSP_ERR_NO_CERTIFICATE;
         return NULL;
     }
-    ocspIdentity *id = zcalloc(sizeof(*id));
+    ocspSubject *s = zcalloc(sizeof(*s));
     X509_up_ref(cert);
-    id->cert = cert;
+    s->cert = cert;
 
     STACK_OF(X509) *chain = NULL;
     SSL_CTX_get0_chain_certs(ctx, &chain);
-    id->chain = chain ? X509_chain_up_ref(chain) : sk_X509_new_null();
+    s->chain = chain ? X509_chain_up_ref(chain) : sk_X509_new_null();
+    subjectFindResponder(s, configured_responder);
 
-    id->url = responder ? sdsnew(responder) : certificateOcspUrl(cert);
-    if (id->url && !parseResponderUrl(id->url, &id->host, &id->port, &id->path)) {
-        sdsfree(id->url);
-        id->url = NULL;
-    }
-
-    id->issuer = findIssuer(ctx, cert, id->chain);
-    if (!id->issuer) {
-        *why = "no_issuer";
-        identityFree(id);
+    s->issuer = findIssuer(ctx, cert, s->chain);
+    if (!s->issuer) {
+        *err = OCSP_ERR_NO_ISSUER;
+        subjectFree(s);
         return NULL;
     }
-    id->store = X509_STORE_new();
-    id->certid = OCSP_cert_to_id(NULL, cert, id->issuer);
-    if (!id->store || !id->certid || X509_STORE_add_cert(id->store, id->issuer) != 1) {
-        *why = "internal_error";
-        identityFree(id);
+    s->store = X509_STORE_new();
+    s->certid = OCSP_cert_to_id(NULL, cert, s->issuer);
+    if (!s->chain || !s->store || !s->certid || X509_STORE_add_cert(s->store, s->issuer) != 1) {
+        ERR_clear_error();
+        *err = OCSP_ERR_INTERNAL;
+        subjectFree(s);
         return NULL;
     }
     /* Our issuer is trusted because it issued our certificate; it need not
      * chain to any root configured for client verification. */
-    X509_STORE_set_flags(id->store, X509_V_FLAG_PARTIAL_CHAIN);
-    return id;
+    X509_STORE_set_flags(s->store, X509_V_FLAG_PARTIAL_CHAIN);
+    return s;
 }
 
 /* ------------------------------------------------------------------------- */
 /* Main-thread state.                                                         */
 
+/* A fetch: one context, driven by ae events, ended by fetchFinish(). */
+typedef enum ocspFetchPhase {
+    OCSP_FETCH_STARTING,   /* Waiting for the event loop to begin it. */
+    OCSP_FETCH_RESOLVING,  /* The worker looks the host up. */
+    OCSP_FETCH_CONNECTING, /* A non-blocking connect is under way. */
+    OCSP_FETCH_SENDING,    /* Writing the request. */
+    OCSP_FETCH_RECEIVING,  /* Reading the answer. */
+} ocspFetchPhase;
+
+struct ocspFetch {
+    ocspFetchPhase phase;
+    long long start_timer; /* Begins the fetch from the event loop. */
+    long long timeout_timer;
+    char *host, *port;
+    unsigned long long lookup_id; /* Our lookup with the worker; 0: none. */
+    struct addrinfo *addresses, *next_address;
+    int connect_errno;
+    int fd;
+    int watched_mask;
+    sds request;
+    size_t request_sent;
+    char *buf; /* The answer: headers, then the body. */
+    size_t received;
+    size_t body_start;        /* Offset of the body; 0 until the headers ended. */
+    long long content_length; /* -1: not given, read until the peer closes. */
+};
 typedef struct ocspFetch ocspFetch;
 
+/* What we hold for clients. */
+typedef enum ocspCacheState {
+    OCSP_CACHE_EMPTY,   /* No verified response (yet, or since a reset). */
+    OCSP_CACHE_STAPLED, /* A verified response, published and current. */
+    OCSP_CACHE_EXPIRED, /* It expired and nothing replaced it: nothing is stapled. */
+} ocspCacheState;
+
+/* A verified response, as INFO and the schedule see it. */
+typedef struct ocspResponseInfo {
+    int cert_status; /* V_OCSP_CERTSTATUS_* */
+    int revocation_reason;
+    mstime_t revoked_at, this_update;
+    mstime_t next_update; /* 0 when the response has none. */
+    mstime_t expires;     /* nextUpdate, or thisUpdate + the validity we give. */
+    size_t bytes;
+} ocspResponseInfo;
+
+/* What the last fetch came to: the schedule is computed from it. */
+typedef enum ocspOutcome {
+    OCSP_OUTCOME_NONE,      /* Nothing tried since the last reset: fetch at once. */
+    OCSP_OUTCOME_SUCCEEDED, /* At last_attempt_at. */
+    OCSP_OUTCOME_FAILED,    /* At last_attempt_at, consecutive_failures in a row. */
+} ocspOutcome;
+
 static struct {
-    SSL_CTX *server_ctx;    /* Current server context (reference held). */
-    ocspIdentity *identity; /* Built lazily while stapling is enabled. */
-    const char *identity_error;
-    ocspFetch *fetch;        /* At most one in flight. */
-    long long next_fetch_ms; /* -1: nothing scheduled. */
-
-    /* The last verified response, as INFO reports it. */
-    int have_response;
-    int expired; /* It expired and nothing replaced it. */
-    int cert_status;
-    time_t this_update, next_update, expires;
-    size_t response_bytes;
-    long long last_success;
-
-    /* What the schedule is computed from. */
-    long long last_attempt_ms;
-    int last_attempt_ok;
+    SSL_CTX *server_ctx;        /* Current server context (reference held). */
+    ocspSubject *subject;       /* Built while stapling is enabled. */
+    ocspError subject_error;    /* Why it could not be built; waits for a change. */
+    ocspFetch *fetch;           /* At most one in flight. */
+    bool fetch_scheduled;       /* Whether next_fetch_at holds a time. */
+    mstime_t next_fetch_at;     /* Unix ms. */
+    ocspCacheState cache_state; /* And cached, valid unless EMPTY. */
+    ocspResponseInfo cached;
+    ocspOutcome last_outcome;
+    mstime_t last_attempt_at;
+    mstime_t last_success_at;
     int consecutive_failures;
     long long fetches_ok, fetches_failed;
-    const char *last_error;
-} ocsp = {.next_fetch_ms = -1, .last_error = "none"};
-
-static int responseIsValid(void) {
-    return ocsp.have_response && !ocsp.expired;
-}
+    ocspError last_error;
+} ocsp;
 
 static const char *certStatusName(int status) {
     switch (status) {
@@ -286,42 +464,39 @@ static const char *certStatusName(int status) {
     }
 }
 
-static void formatTime(time_t t, char *buf, size_t len) {
+static void formatTime(mstime_t ms, char *buf, size_t len) {
+    time_t t = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Forget the cached response (certificate change, stapling off). */
-static void dropResponse(void) {
-    staplePublish(NULL);
-    ocsp.have_response = 0;
-    ocsp.expired = 0;
-    ocsp.this_update = ocsp.next_update = ocsp.expires = 0;
-    ocsp.response_bytes = 0;
-}
-
 /* ------------------------------------------------------------------------- */
 /* Schedule.                                                                  */
 
-static long long secondsToMs(long long s) {
+static mstime_t secondsToMs(long long s) {
     return s * 1000;
 }
 
-/* Whole seconds from now_ms until the next fetch, rounded up. */
-static long long secondsUntilNextFetch(long long now_ms) {
-    return (ocsp.next_fetch_ms - now_ms + 999) / 1000;
+static void scheduleFetchAt(mstime_t at) {
+    ocsp.fetch_scheduled = true;
+    ocsp.next_fetch_at = at;
+}
+
+/* Whole seconds from now until the next fetch, rounded up. */
+static long long secondsUntilNextFetch(mstime_t now) {
+    return (ocsp.next_fetch_at - now + 999) / 1000;
 }
 
 /* After a verified response: refresh when the margin of its validity window
  * is left, within [now + retry delay, now + max refresh interval]. */
-static long long nextFetchAfterSuccess(long long now_ms) {
+static mstime_t nextFetchAfterSuccess(mstime_t now) {
     const tlsOcspConfig *cfg = &server.tls_ocsp_config;
-    long long window_ms = secondsToMs(ocsp.expires - ocsp.this_update);
-    long long at = secondsToMs(ocsp.expires) - window_ms * cfg->refresh_margin / 100;
-    if (cfg->max_refresh_interval > 0 && at > now_ms + secondsToMs(cfg->max_refresh_interval))
-        at = now_ms + secondsToMs(cfg->max_refresh_interval);
-    if (at < now_ms + secondsToMs(cfg->retry_delay)) at = now_ms + secondsToMs(cfg->retry_delay);
+    mstime_t window = ocsp.cached.expires - ocsp.cached.this_update;
+    mstime_t at = ocsp.cached.expires - window * cfg->refresh_margin / 100;
+    if (cfg->max_refresh_interval > 0 && at > now + secondsToMs(cfg->max_refresh_interval))
+        at = now + secondsToMs(cfg->max_refresh_interval);
+    if (at < now + secondsToMs(cfg->retry_delay)) at = now + secondsToMs(cfg->retry_delay);
     return at;
 }
 
@@ -329,121 +504,195 @@ static long long nextFetchAfterSuccess(long long now_ms) {
  * 5 minutes while nothing valid is cached and at the max refresh interval
  * otherwise, with +-10% jitter (kept under the cap) so that servers started
  * together spread out, and never after the cached response expires. */
-static long long nextFetchAfterFailure(long long now_ms) {
+static mstime_t nextFetchAfterFailure(mstime_t now) {
     const tlsOcspConfig *cfg = &server.tls_ocsp_config;
-    long long base_ms = secondsToMs(cfg->retry_delay);
-    long long cap_ms = OCSP_RETRY_CAP_WITHOUT_RESPONSE_MS;
-    if (responseIsValid()) {
-        long long until_expiry_ms = secondsToMs(ocsp.expires) - now_ms;
-        cap_ms = cfg->max_refresh_interval > 0 ? secondsToMs(cfg->max_refresh_interval) : until_expiry_ms;
-    }
-    if (cap_ms < base_ms) cap_ms = base_ms;
+    bool stapled = ocsp.cache_state == OCSP_CACHE_STAPLED;
+    mstime_t base = secondsToMs(cfg->retry_delay);
+    mstime_t cap = OCSP_RETRY_CAP_WITHOUT_RESPONSE_MS;
+    if (stapled) cap = cfg->max_refresh_interval > 0 ? secondsToMs(cfg->max_refresh_interval) : ocsp.cached.expires - now;
+    if (cap < base) cap = base;
 
-    long long delay_ms = base_ms;
-    for (int i = 1; i < ocsp.consecutive_failures && delay_ms < cap_ms; i++)
-        delay_ms = delay_ms > cap_ms / 2 ? cap_ms : delay_ms * 2;
-    delay_ms = (long long)(delay_ms * (0.9 + 0.2 * ((double)rand() / RAND_MAX)));
-    if (delay_ms > cap_ms) delay_ms = 2 * cap_ms - delay_ms;
-    if (delay_ms < 1000) delay_ms = 1000;
+    mstime_t delay = base;
+    for (int i = 1; i < ocsp.consecutive_failures && delay < cap; i++) delay = delay > cap / 2 ? cap : delay * 2;
+    delay = (mstime_t)(delay * (0.9 + 0.2 * ((double)rand() / RAND_MAX)));
+    if (delay > cap) delay = 2 * cap - delay;
+    if (delay < 1000) delay = 1000;
 
-    long long at = now_ms + delay_ms;
-    if (responseIsValid() && at > secondsToMs(ocsp.expires)) at = secondsToMs(ocsp.expires);
+    mstime_t at = now + delay;
+    if (stapled && at > ocsp.cached.expires) at = ocsp.cached.expires;
     return at;
 }
 
+/* The next fetch as if the last outcome had happened under the current
+ * settings. */
 static void reschedule(void) {
-    if (!ocsp.last_attempt_ms) return; /* The first fetch is already due. */
-    ocsp.next_fetch_ms =
-        ocsp.last_attempt_ok ? nextFetchAfterSuccess(ocsp.last_attempt_ms) : nextFetchAfterFailure(ocsp.last_attempt_ms);
+    switch (ocsp.last_outcome) {
+    case OCSP_OUTCOME_NONE: break; /* The first fetch is due already. */
+    case OCSP_OUTCOME_SUCCEEDED: scheduleFetchAt(nextFetchAfterSuccess(ocsp.last_attempt_at)); break;
+    case OCSP_OUTCOME_FAILED: scheduleFetchAt(nextFetchAfterFailure(ocsp.last_attempt_at)); break;
+    }
 }
 
 /* ------------------------------------------------------------------------- */
-/* Fetch: resolve in a thread, then connect, send and receive over ae.        */
+/* Background work: name lookups in the BIO_TLS_OCSP worker.                  */
+/*                                                                            */
+/* getaddrinfo blocks, so it runs in a bio worker of our own. One lookup runs */
+/* at a time; a newer request replaces one still waiting, and the result of a */
+/* lookup nobody waits for any more is dropped, so abandoned lookups cost     */
+/* neither threads nor descriptors. The worker wakes the main thread through  */
+/* one pipe that lives as long as the process.                                */
 
-/* A name resolution job, shared by the thread and the main thread; the last
- * one to let go frees it, so a cancelled fetch never waits for getaddrinfo. */
-typedef struct ocspResolveJob {
-    atomic_int refs;
+typedef struct ocspLookup {
+    unsigned long long id;
     char *host, *port;
     struct addrinfo *result;
     int gai_error;
-    int notify_fd; /* Write end of the pipe the main thread watches. */
-} ocspResolveJob;
+} ocspLookup;
 
-struct ocspFetch {
-    long long timeout_timer;
-    ocspResolveJob *resolve;
-    int resolve_fd; /* Read end of the resolver's pipe, or -1. */
-    struct addrinfo *addresses, *next_address;
-    int connect_errno;
-    int fd;
-    int watched_mask;
-    BIO *bio;
-    OCSP_REQUEST *request;
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-    OSSL_HTTP_REQ_CTX *http;
-#else
-    OCSP_REQ_CTX *http;
-#endif
-};
+static struct {
+    pthread_mutex_t lock;
+    ocspLookup *waiting;       /* Submitted, not yet taken by the worker. */
+    ocspLookup *done;          /* Finished and wanted, not yet collected. */
+    unsigned long long wanted; /* The lookup the main thread waits for; 0: none. */
+    unsigned long long last_id;
+    int wake_fds[2]; /* Worker -> main thread; created on first use. */
+} worker = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_fds = {-1, -1}};
 
-static void fetchFailed(const char *reason, const char *detail);
-static void fetchSucceeded(OCSP_RESPONSE *response);
-static void fetchConnectNext(void);
+static void fetchResolved(ocspFetch *f, int gai_error, struct addrinfo *result);
 
-static void resolveJobRelease(ocspResolveJob *job) {
-    if (atomic_fetch_sub_explicit(&job->refs, 1, memory_order_acq_rel) != 1) return;
-    if (job->result) freeaddrinfo(job->result);
-    if (job->notify_fd != -1) close(job->notify_fd);
-    zfree(job->host);
-    zfree(job->port);
-    zfree(job);
+static void lookupFree(ocspLookup *lookup) {
+    if (!lookup) return;
+    if (lookup->result) freeaddrinfo(lookup->result);
+    zfree(lookup->host);
+    zfree(lookup->port);
+    zfree(lookup);
 }
 
-static void *resolveThreadMain(void *arg) {
-    ocspResolveJob *job = arg;
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
+/* Runs in the bio worker. */
+void tlsOcspBackgroundJob(void) {
+    pthread_mutex_lock(&worker.lock);
+    ocspLookup *lookup = worker.waiting;
+    worker.waiting = NULL;
+    pthread_mutex_unlock(&worker.lock);
+    if (!lookup) return; /* A newer job took it, or it was cancelled. */
 
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    job->gai_error = getaddrinfo(job->host, job->port, &hints, &job->result);
-    /* The byte publishes the result; a cancelled fetch closed the other end. */
-    ssize_t written = write(job->notify_fd, "r", 1);
-    UNUSED(written);
-    close(job->notify_fd);
-    job->notify_fd = -1;
-    resolveJobRelease(job);
-    return NULL;
+    lookup->gai_error = getaddrinfo(lookup->host, lookup->port, &hints, &lookup->result);
+
+    pthread_mutex_lock(&worker.lock);
+    if (lookup->id == worker.wanted) {
+        lookupFree(worker.done);
+        worker.done = lookup;
+        lookup = NULL;
+    }
+    pthread_mutex_unlock(&worker.lock);
+    if (lookup) {
+        lookupFree(lookup);
+        return;
+    }
+    ssize_t written = write(worker.wake_fds[1], "r", 1);
+    UNUSED(written); /* A full pipe already holds a wake-up. */
 }
+
+/* The main thread is told that a lookup finished. */
+static void lookupDoneProc(struct aeEventLoop *el, int fd, void *client_data, int mask) {
+    UNUSED(el);
+    UNUSED(client_data);
+    UNUSED(mask);
+    char drain[64];
+    while (read(fd, drain, sizeof(drain)) > 0);
+
+    pthread_mutex_lock(&worker.lock);
+    ocspLookup *lookup = worker.done;
+    worker.done = NULL;
+    pthread_mutex_unlock(&worker.lock);
+    if (!lookup) return;
+    if (ocsp.fetch && ocsp.fetch->lookup_id == lookup->id) {
+        fetchResolved(ocsp.fetch, lookup->gai_error, lookup->result);
+        lookup->result = NULL;
+    }
+    lookupFree(lookup);
+}
+
+static int workerWakePipeReady(void) {
+    if (worker.wake_fds[0] != -1) return 1;
+    if (anetPipe(worker.wake_fds, O_CLOEXEC | O_NONBLOCK, O_CLOEXEC | O_NONBLOCK) == -1) return 0;
+    if (aeCreateFileEvent(server.el, worker.wake_fds[0], AE_READABLE, lookupDoneProc, NULL) == AE_ERR) {
+        close(worker.wake_fds[0]);
+        close(worker.wake_fds[1]);
+        worker.wake_fds[0] = worker.wake_fds[1] = -1;
+        return 0;
+    }
+    return 1;
+}
+
+/* Ask the worker to resolve host:port. Returns the lookup's id, 0 on failure. */
+static unsigned long long lookupSubmit(const char *host, const char *port) {
+    if (!workerWakePipeReady()) return 0;
+    ocspLookup *lookup = zcalloc(sizeof(*lookup));
+    lookup->host = zstrdup(host);
+    lookup->port = zstrdup(port);
+    pthread_mutex_lock(&worker.lock);
+    lookup->id = ++worker.last_id;
+    /* A job is queued whenever a lookup waits: replace it, no new job. */
+    ocspLookup *replaced = worker.waiting;
+    worker.waiting = lookup;
+    worker.wanted = lookup->id;
+    pthread_mutex_unlock(&worker.lock);
+    if (replaced) {
+        lookupFree(replaced);
+    } else {
+        bioCreateTlsOcspJob();
+    }
+    return lookup->id;
+}
+
+/* Nobody waits for a lookup any more (the fetch ended). */
+static void lookupCancel(void) {
+    pthread_mutex_lock(&worker.lock);
+    ocspLookup *waiting = worker.waiting, *done = worker.done;
+    worker.waiting = worker.done = NULL;
+    worker.wanted = 0;
+    pthread_mutex_unlock(&worker.lock);
+    lookupFree(waiting);
+    lookupFree(done);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Fetch: connect, send and receive over ae events.                           */
+
+static void fetchFinish(ocspFetch *f, ocspError err, const char *detail);
+static void fetchConnectNext(ocspFetch *f);
 
 static void fetchUnwatch(ocspFetch *f) {
     if (f->fd != -1 && f->watched_mask) aeDeleteFileEvent(server.el, f->fd, f->watched_mask);
     f->watched_mask = 0;
 }
 
+static int fetchWatch(ocspFetch *f, int mask, aeFileProc *proc) {
+    fetchUnwatch(f);
+    if (aeCreateFileEvent(server.el, f->fd, mask, proc, f) == AE_ERR) return 0;
+    f->watched_mask = mask;
+    return 1;
+}
+
+/* The one teardown: everything a fetch holds, whatever phase it is in. */
 static void fetchFree(ocspFetch *f) {
+    if (f->start_timer != AE_ERR) aeDeleteTimeEvent(server.el, f->start_timer);
     if (f->timeout_timer != AE_ERR) aeDeleteTimeEvent(server.el, f->timeout_timer);
-    if (f->resolve_fd != -1) {
-        aeDeleteFileEvent(server.el, f->resolve_fd, AE_READABLE);
-        close(f->resolve_fd);
-    }
-    if (f->resolve) resolveJobRelease(f->resolve);
+    if (f->lookup_id) lookupCancel();
     if (f->addresses) freeaddrinfo(f->addresses);
     fetchUnwatch(f);
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-    OSSL_HTTP_REQ_CTX_free(f->http);
-#else
-    OCSP_REQ_CTX_free(f->http);
-#endif
-    BIO_free(f->bio);
     if (f->fd != -1) close(f->fd);
-    OCSP_REQUEST_free(f->request);
+    zfree(f->host);
+    zfree(f->port);
+    sdsfree(f->request);
+    zfree(f->buf);
     zfree(f);
 }
 
 /* Stop the fetch in flight, if any, without counting it. */
-static void fetchCancel(void) {
+static void forgetFetch(void) {
     if (!ocsp.fetch) return;
     fetchFree(ocsp.fetch);
     ocsp.fetch = NULL;
@@ -452,139 +701,223 @@ static void fetchCancel(void) {
 static long long fetchTimeoutProc(struct aeEventLoop *el, long long id, void *client_data) {
     UNUSED(el);
     UNUSED(id);
-    UNUSED(client_data);
-    ocsp.fetch->timeout_timer = AE_ERR; /* ae deletes it as we return AE_NOMORE. */
+    ocspFetch *f = client_data;
+    f->timeout_timer = AE_ERR; /* ae deletes it as we return AE_NOMORE. */
     char detail[64];
     snprintf(detail, sizeof(detail), "no complete answer within %d s", server.tls_ocsp_config.response_timeout);
-    fetchFailed("timeout", detail);
+    fetchFinish(f, OCSP_ERR_TIMEOUT, detail);
     return AE_NOMORE;
 }
 
-/* The OpenSSL error behind a failed HTTP exchange, as a short reason. */
-static const char *httpFailureReason(unsigned long err) {
-    if (ERR_GET_LIB(err) == ERR_LIB_ASN1) return "malformed";
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-    if (ERR_GET_LIB(err) != ERR_LIB_HTTP) return "malformed";
-    switch (ERR_GET_REASON(err)) {
-    case HTTP_R_RECEIVED_ERROR:
-    case HTTP_R_STATUS_CODE_UNSUPPORTED:
-    case HTTP_R_REDIRECTION_NOT_ENABLED:
-    case HTTP_R_MISSING_REDIRECT_LOCATION: return "http_status";
-    case HTTP_R_UNEXPECTED_CONTENT_TYPE:
-    case HTTP_R_MISSING_CONTENT_TYPE: return "content_type";
-    case HTTP_R_MAX_RESP_LEN_EXCEEDED:
-    case HTTP_R_ASN1_LEN_EXCEEDS_MAX_RESP_LEN: return "too_large";
-    case HTTP_R_FAILED_READING_DATA:
-    case HTTP_R_ERROR_RECEIVING:
-    case HTTP_R_SERVER_CANCELED_CONNECTION:
-    case HTTP_R_INCONSISTENT_CONTENT_LENGTH: return "truncated";
-    case HTTP_R_ERROR_SENDING: return "connect_failed";
-    default: return "malformed";
+/* The value of header NAME in the header block, or NULL; *len its length. */
+static const char *headerValue(const char *headers, size_t headers_len, const char *name, size_t *len) {
+    size_t name_len = strlen(name);
+    const char *end = headers + headers_len;
+    for (const char *line = headers; line < end;) {
+        const char *eol = memchr(line, '\n', end - line);
+        if (!eol) eol = end;
+        if ((size_t)(eol - line) > name_len && line[name_len] == ':' && strncasecmp(line, name, name_len) == 0) {
+            const char *value = line + name_len + 1, *value_end = eol;
+            while (value < value_end && (*value == ' ' || *value == '\t')) value++;
+            while (value_end > value && isspace((unsigned char)value_end[-1])) value_end--;
+            *len = value_end - value;
+            return value;
+        }
+        line = eol + 1;
     }
-#else
-    if (ERR_GET_LIB(err) == ERR_LIB_OCSP && ERR_GET_REASON(err) == OCSP_R_SERVER_RESPONSE_ERROR) return "http_status";
-    return "malformed";
-#endif
+    return NULL;
 }
 
-static void fetchWatch(int mask);
+/* The header block is complete: check the status line and the headers that
+ * matter. Returns OCSP_ERR_NONE to go on reading the body. */
+static ocspError fetchCheckHeaders(ocspFetch *f, char *detail, size_t detail_len) {
+    const char *status_line = f->buf;
+    const char *line_end = memchr(status_line, '\n', f->body_start);
+    int status_len = (int)(line_end - status_line);
+    while (status_len > 0 && isspace((unsigned char)status_line[status_len - 1])) status_len--;
+    if (status_len > 80) status_len = 80;
+    /* "HTTP/1.x NNN ..." */
+    if (status_len < 12 || strncmp(status_line, "HTTP/1.", 7) != 0 || status_line[8] != ' ' ||
+        !isdigit((unsigned char)status_line[9]) || !isdigit((unsigned char)status_line[10]) ||
+        !isdigit((unsigned char)status_line[11])) {
+        snprintf(detail, detail_len, "not an HTTP status line");
+        return OCSP_ERR_MALFORMED;
+    }
+    if (strncmp(status_line + 9, "200", 3) != 0) {
+        snprintf(detail, detail_len, "'%.*s'", status_len, status_line);
+        return OCSP_ERR_HTTP_STATUS;
+    }
 
-/* Advance the HTTP exchange as far as the socket allows. */
-static void fetchExchange(void) {
-    ocspFetch *f = ocsp.fetch;
-    OCSP_RESPONSE *response = NULL;
-    ERR_clear_error();
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-    int rc = OSSL_HTTP_REQ_CTX_nbio_d2i(f->http, (ASN1_VALUE **)&response, ASN1_ITEM_rptr(OCSP_RESPONSE));
-#else
-    int rc = OCSP_sendreq_nbio(&response, f->http);
-#endif
-    if (rc == -1) {
-        fetchWatch(BIO_should_write(f->bio) ? AE_WRITABLE : AE_READABLE);
-        return;
+    const char *headers = line_end + 1;
+    size_t headers_len = f->body_start - (headers - f->buf);
+    size_t len;
+    const char *value = headerValue(headers, headers_len, "Content-Type", &len);
+    const char *expected = "application/ocsp-response";
+    size_t type_len = 0;
+    while (value && type_len < len && value[type_len] != ';' && value[type_len] != ' ' && value[type_len] != '\t')
+        type_len++;
+    if (!value || type_len != strlen(expected) || strncasecmp(value, expected, type_len) != 0) {
+        snprintf(detail, detail_len, "Content-Type '%.*s'", value ? (int)(len > 64 ? 64 : len) : 0, value ? value : "");
+        return OCSP_ERR_CONTENT_TYPE;
     }
-    if (rc != 1 || !response) {
-        unsigned long err = ERR_peek_last_error();
-        char detail[256] = "connection closed or unparseable reply";
-        if (err) ERR_error_string_n(err, detail, sizeof(detail));
-        OCSP_RESPONSE_free(response);
-        fetchFailed(err ? httpFailureReason(err) : "malformed", detail);
-        return;
+    value = headerValue(headers, headers_len, "Transfer-Encoding", &len);
+    if (value && !(len == 8 && strncasecmp(value, "identity", 8) == 0)) {
+        snprintf(detail, detail_len, "Transfer-Encoding '%.*s' in an HTTP/1.0 exchange", (int)(len > 32 ? 32 : len),
+                 value);
+        return OCSP_ERR_MALFORMED;
     }
-    fetchSucceeded(response);
+    f->content_length = -1;
+    value = headerValue(headers, headers_len, "Content-Length", &len);
+    if (value) {
+        long long n;
+        if (!string2ll(value, len, &n) || n < 0) {
+            snprintf(detail, detail_len, "bad Content-Length");
+            return OCSP_ERR_MALFORMED;
+        }
+        if (n > OCSP_MAX_BODY_BYTES) {
+            snprintf(detail, detail_len, "Content-Length %lld exceeds %d bytes", n, OCSP_MAX_BODY_BYTES);
+            return OCSP_ERR_TOO_LARGE;
+        }
+        f->content_length = n;
+    }
+    return OCSP_ERR_NONE;
 }
 
-static void fetchIoProc(struct aeEventLoop *el, int fd, void *client_data, int mask) {
+/* One read, as the socket allows and the bounds leave room for. */
+static void fetchReadProc(struct aeEventLoop *el, int fd, void *client_data, int mask) {
     UNUSED(el);
-    UNUSED(fd);
-    UNUSED(client_data);
     UNUSED(mask);
-    fetchExchange();
-}
-
-static void fetchWatch(int mask) {
-    ocspFetch *f = ocsp.fetch;
-    if (f->watched_mask == mask) return;
-    fetchUnwatch(f);
-    if (aeCreateFileEvent(server.el, f->fd, mask, fetchIoProc, NULL) == AE_ERR) {
-        fetchFailed("internal_error", "cannot watch the responder socket");
+    ocspFetch *f = client_data;
+    char detail[OCSP_DETAIL_LEN];
+    /* Headers fill at most OCSP_MAX_HEADER_BYTES. A body of unknown length
+     * gets room for one byte past its bound, so that a peer sending more than
+     * it may is caught by the read that carries the extra byte. */
+    size_t limit = OCSP_MAX_HEADER_BYTES;
+    if (f->body_start)
+        limit = f->body_start + (f->content_length >= 0 ? (size_t)f->content_length : OCSP_MAX_BODY_BYTES + 1);
+    ssize_t n = read(fd, f->buf + f->received, limit - f->received);
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (n == -1) {
+        snprintf(detail, sizeof(detail), "reading: %s", strerror(errno));
+        fetchFinish(f, OCSP_ERR_TRUNCATED, detail);
         return;
     }
-    f->watched_mask = mask;
-}
+    size_t scan_from = f->received > 3 ? f->received - 3 : 0;
+    f->received += n;
 
-/* Connected: hand the socket to OpenSSL's HTTP client and start the POST. */
-static void fetchStartExchange(void) {
-    ocspFetch *f = ocsp.fetch;
-    ocspIdentity *id = ocsp.identity;
-    sds host_header = strchr(id->host, ':') ? sdscatfmt(sdsempty(), "[%s]", id->host) : sdsnew(id->host);
-    if (strcmp(id->port, "80") != 0) host_header = sdscatfmt(host_header, ":%s", id->port);
-
-    f->bio = BIO_new_socket(f->fd, BIO_NOCLOSE);
-    int ok = f->bio != NULL;
-#if OPENSSL_VERSION_NUMBER >= 0x30000000L
-    ok = ok && (f->http = OSSL_HTTP_REQ_CTX_new(f->bio, f->bio, 0)) != NULL;
-    ok = ok && OSSL_HTTP_REQ_CTX_set_request_line(f->http, 1, NULL, NULL, id->path);
-    ok = ok && OSSL_HTTP_REQ_CTX_add1_header(f->http, "Host", host_header);
-    ok = ok && OSSL_HTTP_REQ_CTX_set_expected(f->http, "application/ocsp-response", 1, 0, 0);
-    ok = ok && OSSL_HTTP_REQ_CTX_set1_req(f->http, "application/ocsp-response", ASN1_ITEM_rptr(OCSP_REQUEST),
-                                          (const ASN1_VALUE *)f->request);
-    if (ok) OSSL_HTTP_REQ_CTX_set_max_response_length(f->http, OCSP_MAX_RESPONSE_BYTES);
-#else
-    /* OpenSSL 1.1.1 checks the status line but not the Content-Type. */
-    ok = ok && (f->http = OCSP_sendreq_new(f->bio, id->path, NULL, -1)) != NULL;
-    ok = ok && OCSP_REQ_CTX_add1_header(f->http, "Host", host_header);
-    ok = ok && OCSP_REQ_CTX_set1_req(f->http, f->request);
-    if (ok) OCSP_set_max_response_length(f->http, OCSP_MAX_RESPONSE_BYTES);
-#endif
-    sdsfree(host_header);
-    if (!ok) {
-        fetchFailed("internal_error", "cannot set up the HTTP request");
+    if (!f->body_start && n > 0) {
+        size_t prefix = f->received < 5 ? f->received : 5;
+        if (memcmp(f->buf, "HTTP/", prefix) != 0) {
+            fetchFinish(f, OCSP_ERR_MALFORMED, "not an HTTP response");
+            return;
+        }
+        char *end = memmem(f->buf + scan_from, f->received - scan_from, "\r\n\r\n", 4);
+        if (!end && f->received >= OCSP_MAX_HEADER_BYTES) {
+            snprintf(detail, sizeof(detail), "headers exceed %d bytes", OCSP_MAX_HEADER_BYTES);
+            fetchFinish(f, OCSP_ERR_TOO_LARGE, detail);
+            return;
+        }
+        if (!end) return;
+        f->body_start = end + 4 - f->buf;
+        ocspError err = fetchCheckHeaders(f, detail, sizeof(detail));
+        if (err != OCSP_ERR_NONE) {
+            fetchFinish(f, err, detail);
+            return;
+        }
+    }
+    if (!f->body_start) {
+        fetchFinish(f, OCSP_ERR_TRUNCATED, "the connection closed before the end of the headers");
         return;
     }
-    fetchExchange();
+    size_t body_len = f->received - f->body_start;
+    if (body_len > OCSP_MAX_BODY_BYTES) {
+        snprintf(detail, sizeof(detail), "the body exceeds %d bytes", OCSP_MAX_BODY_BYTES);
+        fetchFinish(f, OCSP_ERR_TOO_LARGE, detail);
+        return;
+    }
+    if (f->content_length >= 0 && body_len >= (size_t)f->content_length) {
+        f->received = f->body_start + f->content_length; /* Ignore what follows. */
+        fetchFinish(f, OCSP_ERR_NONE, NULL);
+    } else if (n == 0 && f->content_length >= 0) {
+        snprintf(detail, sizeof(detail), "the connection closed after %zu of %lld body bytes", body_len,
+                 f->content_length);
+        fetchFinish(f, OCSP_ERR_TRUNCATED, detail);
+    } else if (n == 0) {
+        fetchFinish(f, OCSP_ERR_NONE, NULL); /* No Content-Length: the close ends the body. */
+    }
+}
+
+/* One write of what is left of the request. */
+static void fetchWriteProc(struct aeEventLoop *el, int fd, void *client_data, int mask) {
+    UNUSED(el);
+    UNUSED(mask);
+    ocspFetch *f = client_data;
+    ssize_t n = write(fd, f->request + f->request_sent, sdslen(f->request) - f->request_sent);
+    if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (n == -1) {
+        char detail[OCSP_DETAIL_LEN];
+        snprintf(detail, sizeof(detail), "sending the request: %s", strerror(errno));
+        fetchFinish(f, OCSP_ERR_CONNECT_FAILED, detail);
+        return;
+    }
+    f->request_sent += n;
+    if (f->request_sent < sdslen(f->request)) return;
+    f->phase = OCSP_FETCH_RECEIVING;
+    f->buf = zmalloc(OCSP_MAX_HEADER_BYTES + OCSP_MAX_BODY_BYTES + 1);
+    if (!fetchWatch(f, AE_READABLE, fetchReadProc)) fetchFinish(f, OCSP_ERR_INTERNAL, "cannot watch the socket");
+}
+
+/* The HTTP/1.0 POST of the DER request for our certificate. */
+static sds buildRequest(const ocspSubject *s) {
+    OCSP_REQUEST *request = OCSP_REQUEST_new();
+    OCSP_CERTID *certid = request ? OCSP_CERTID_dup(s->certid) : NULL;
+    if (certid && !OCSP_request_add0_id(request, certid)) {
+        OCSP_CERTID_free(certid);
+        certid = NULL;
+    }
+    unsigned char *der = NULL;
+    int der_len = certid ? i2d_OCSP_REQUEST(request, &der) : -1;
+    OCSP_REQUEST_free(request);
+    if (der_len <= 0) return NULL;
+
+    const ocspUrl *url = &s->responder;
+    sds host = strchr(url->host, ':') ? sdscatfmt(sdsempty(), "[%S]", url->host) : sdsdup(url->host);
+    if (strcmp(url->port, "80") != 0) host = sdscatfmt(host, ":%S", url->port);
+    sds req = sdscatfmt(sdsempty(),
+                        "POST %S HTTP/1.0\r\n"
+                        "Host: %S\r\n"
+                        "Content-Type: application/ocsp-request\r\n"
+                        "Accept: application/ocsp-response\r\n"
+                        "Content-Length: %i\r\n"
+                        "Connection: close\r\n"
+                        "\r\n",
+                        url->path, host, der_len);
+    req = sdscatlen(req, der, der_len);
+    sdsfree(host);
+    OPENSSL_free(der);
+    return req;
 }
 
 static void fetchConnectedProc(struct aeEventLoop *el, int fd, void *client_data, int mask) {
     UNUSED(el);
-    UNUSED(client_data);
     UNUSED(mask);
-    ocspFetch *f = ocsp.fetch;
+    ocspFetch *f = client_data;
     int err = anetGetError(fd);
-    fetchUnwatch(f);
     if (err) {
-        f->connect_errno = err;
+        fetchUnwatch(f);
         close(f->fd);
         f->fd = -1;
-        fetchConnectNext();
+        f->connect_errno = err;
+        fetchConnectNext(f);
         return;
     }
-    fetchStartExchange();
+    f->phase = OCSP_FETCH_SENDING;
+    if (!fetchWatch(f, AE_WRITABLE, fetchWriteProc)) fetchFinish(f, OCSP_ERR_INTERNAL, "cannot watch the socket");
 }
 
 /* Try the resolved addresses in order until a connect gets under way. */
-static void fetchConnectNext(void) {
-    ocspFetch *f = ocsp.fetch;
+static void fetchConnectNext(ocspFetch *f) {
+    f->phase = OCSP_FETCH_CONNECTING;
     while (f->next_address) {
         struct addrinfo *ai = f->next_address;
         f->next_address = ai->ai_next;
@@ -600,337 +933,376 @@ static void fetchConnectNext(void) {
             continue;
         }
         f->fd = fd;
-        if (aeCreateFileEvent(server.el, fd, AE_WRITABLE, fetchConnectedProc, NULL) == AE_ERR) {
-            fetchFailed("internal_error", "cannot watch the responder socket");
-            return;
-        }
-        f->watched_mask = AE_WRITABLE;
+        if (!fetchWatch(f, AE_WRITABLE, fetchConnectedProc))
+            fetchFinish(f, OCSP_ERR_INTERNAL, "cannot watch the socket");
         return;
     }
-    fetchFailed("connect_failed", f->connect_errno ? strerror(f->connect_errno) : "no address to connect to");
+    fetchFinish(f, OCSP_ERR_CONNECT_FAILED, f->connect_errno ? strerror(f->connect_errno) : "no address to connect to");
 }
 
-static void fetchResolvedProc(struct aeEventLoop *el, int fd, void *client_data, int mask) {
-    UNUSED(el);
-    UNUSED(client_data);
-    UNUSED(mask);
-    ocspFetch *f = ocsp.fetch;
-    char byte;
-    if (read(fd, &byte, 1) != 1) return; /* Spurious wakeup; wait for the byte. */
-    aeDeleteFileEvent(server.el, fd, AE_READABLE);
-    close(fd);
-    f->resolve_fd = -1;
-
-    ocspResolveJob *job = f->resolve;
-    f->resolve = NULL;
-    int gai_error = job->gai_error;
-    f->addresses = job->result;
-    job->result = NULL;
-    resolveJobRelease(job);
+static void fetchResolved(ocspFetch *f, int gai_error, struct addrinfo *result) {
+    f->lookup_id = 0;
     if (gai_error) {
-        fetchFailed("resolve_failed", gai_strerror(gai_error));
+        if (result) freeaddrinfo(result);
+        fetchFinish(f, OCSP_ERR_RESOLVE_FAILED, gai_strerror(gai_error));
         return;
     }
-    f->next_address = f->addresses;
-    fetchConnectNext();
+    f->addresses = f->next_address = result;
+    fetchConnectNext(f);
 }
 
-/* Resolve the responder's host: numeric addresses at once, names in a thread
- * of their own so that a slow DNS server never stalls the event loop. */
-static void fetchResolve(void) {
-    ocspFetch *f = ocsp.fetch;
-    ocspIdentity *id = ocsp.identity;
+/* Begins from the event loop, so that no fetch does I/O inside a CONFIG SET
+ * or before the bio workers exist at startup. */
+static long long fetchBeginProc(struct aeEventLoop *el, long long id, void *client_data) {
+    UNUSED(el);
+    UNUSED(id);
+    ocspFetch *f = client_data;
+    f->start_timer = AE_ERR;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST};
-    if (getaddrinfo(id->host, id->port, &hints, &f->addresses) == 0) {
-        f->next_address = f->addresses;
-        fetchConnectNext();
-        return;
+    struct addrinfo *numeric = NULL;
+    if (getaddrinfo(f->host, f->port, &hints, &numeric) == 0) {
+        fetchResolved(f, 0, numeric);
+        return AE_NOMORE;
     }
-    f->addresses = NULL;
-
-    int fds[2];
-    if (anetPipe(fds, O_CLOEXEC | O_NONBLOCK, O_CLOEXEC) == -1) {
-        fetchFailed("resolve_failed", strerror(errno));
-        return;
-    }
-    ocspResolveJob *job = zcalloc(sizeof(*job));
-    atomic_init(&job->refs, 2);
-    job->host = zstrdup(id->host);
-    job->port = zstrdup(id->port);
-    job->notify_fd = fds[1];
-    f->resolve = job;
-    f->resolve_fd = fds[0];
-    if (aeCreateFileEvent(server.el, fds[0], AE_READABLE, fetchResolvedProc, NULL) == AE_ERR) {
-        atomic_fetch_sub(&job->refs, 1); /* The thread never starts. */
-        fetchFailed("internal_error", "cannot watch the resolver pipe");
-        return;
-    }
-    pthread_attr_t attr;
-    pthread_t thread;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int err = pthread_create(&thread, &attr, resolveThreadMain, job);
-    pthread_attr_destroy(&attr);
-    if (err) {
-        atomic_fetch_sub(&job->refs, 1);
-        fetchFailed("resolve_failed", strerror(err));
-    }
+    f->phase = OCSP_FETCH_RESOLVING;
+    f->lookup_id = lookupSubmit(f->host, f->port);
+    if (!f->lookup_id) fetchFinish(f, OCSP_ERR_INTERNAL, "cannot reach the background worker");
+    return AE_NOMORE;
 }
 
 static void fetchStart(void) {
-    ocspIdentity *id = ocsp.identity;
+    ocspSubject *s = ocsp.subject;
     ocspFetch *f = zcalloc(sizeof(*f));
+    f->phase = OCSP_FETCH_STARTING;
     f->fd = -1;
-    f->resolve_fd = -1;
-    f->request = OCSP_REQUEST_new();
+    f->start_timer = f->timeout_timer = AE_ERR;
+    f->host = zstrdup(s->responder.host);
+    f->port = zstrdup(s->responder.port);
     ocsp.fetch = f;
-    ocsp.next_fetch_ms = -1;
-    f->timeout_timer = aeCreateTimeEvent(server.el, secondsToMs(server.tls_ocsp_config.response_timeout),
-                                         fetchTimeoutProc, NULL, NULL);
-    OCSP_CERTID *certid = f->request ? OCSP_CERTID_dup(id->certid) : NULL;
-    if (certid && !OCSP_request_add0_id(f->request, certid)) {
-        OCSP_CERTID_free(certid);
-        certid = NULL;
-    }
-    if (f->timeout_timer == AE_ERR || !certid) {
-        fetchFailed("internal_error", "cannot build the OCSP request");
+    ocsp.fetch_scheduled = false;
+    serverLog(LL_VERBOSE, "OCSP: querying %s for the server certificate", s->url);
+    f->request = buildRequest(s);
+    if (!f->request) {
+        fetchFinish(f, OCSP_ERR_INTERNAL, "cannot build the OCSP request");
         return;
     }
-    serverLog(LL_VERBOSE, "OCSP: querying %s for the server certificate", id->url);
-    fetchResolve();
+    f->timeout_timer = aeCreateTimeEvent(server.el, secondsToMs(server.tls_ocsp_config.response_timeout),
+                                         fetchTimeoutProc, f, NULL);
+    f->start_timer = aeCreateTimeEvent(server.el, 0, fetchBeginProc, f, NULL);
+    if (f->timeout_timer == AE_ERR || f->start_timer == AE_ERR)
+        fetchFinish(f, OCSP_ERR_INTERNAL, "cannot create the fetch timers");
 }
 
 /* ------------------------------------------------------------------------- */
-/* Verification and outcome.                                                  */
+/* Verification: what may be stapled.                                         */
 
-static time_t asn1TimeToUnix(const ASN1_GENERALIZEDTIME *t) {
+static mstime_t asn1TimeToMs(const ASN1_GENERALIZEDTIME *t) {
     struct tm tm;
     if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return 0;
-    return timegm(&tm);
+    return secondsToMs(timegm(&tm));
 }
 
-typedef struct ocspVerdict {
-    int cert_status;
-    int revocation_reason;
-    time_t revoked_at, this_update, next_update, expires;
-} ocspVerdict;
+/* Signature, certificate ID and validity of a basic response. */
+static ocspError checkBasicResponse(const ocspSubject *s,
+                                    OCSP_BASICRESP *basic,
+                                    ocspResponseInfo *info,
+                                    char *detail,
+                                    size_t detail_len) {
+    ASN1_GENERALIZEDTIME *revoked_at = NULL, *this_update = NULL, *next_update = NULL;
+    if (OCSP_basic_verify(basic, s->chain, s->store, 0) <= 0) {
+        ERR_error_string_n(ERR_peek_last_error(), detail, detail_len);
+        return OCSP_ERR_BAD_SIGNATURE;
+    }
+    if (OCSP_resp_find_status(basic, s->certid, &info->cert_status, &info->revocation_reason, &revoked_at,
+                              &this_update, &next_update) != 1) {
+        snprintf(detail, detail_len, "no status for our certificate in the response");
+        return OCSP_ERR_WRONG_CERTIFICATE;
+    }
+    mstime_t now = mstime();
+    int bound = server.tls_ocsp_config.max_refresh_interval;
+    info->this_update = asn1TimeToMs(this_update);
+    info->next_update = next_update ? asn1TimeToMs(next_update) : 0;
+    info->revoked_at = revoked_at ? asn1TimeToMs(revoked_at) : 0;
+    info->expires = next_update ? info->next_update
+                                : info->this_update + (bound ? secondsToMs(bound) : OCSP_NO_NEXT_UPDATE_VALIDITY_MS);
+    char when[32], other[32];
+    if (!info->this_update || (next_update && !info->next_update)) {
+        snprintf(detail, detail_len, "unreadable thisUpdate or nextUpdate");
+        return OCSP_ERR_MALFORMED;
+    }
+    if (next_update && info->next_update < info->this_update) {
+        formatTime(info->next_update, when, sizeof(when));
+        formatTime(info->this_update, other, sizeof(other));
+        snprintf(detail, detail_len, "nextUpdate %s is before thisUpdate %s", when, other);
+        return OCSP_ERR_MALFORMED;
+    }
+    if (info->this_update > now + OCSP_CLOCK_SKEW_MS) {
+        formatTime(info->this_update, when, sizeof(when));
+        snprintf(detail, detail_len, "thisUpdate %s is in the future", when);
+        return OCSP_ERR_NOT_YET_VALID;
+    }
+    if (info->expires <= now) {
+        formatTime(info->expires, when, sizeof(when));
+        snprintf(detail, detail_len, "%s %s has passed", next_update ? "nextUpdate" : "thisUpdate + validity", when);
+        return OCSP_ERR_STALE;
+    }
+    return OCSP_ERR_NONE;
+}
 
-/* Check a response fully before it may be cached. Returns NULL when it is
- * good to staple, else a short reason, with details in detail. */
-static const char *verifyResponse(OCSP_RESPONSE *response, ocspVerdict *v, char *detail, size_t len) {
-    ocspIdentity *id = ocsp.identity;
-    int status = OCSP_response_status(response);
-    if (status != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-        snprintf(detail, len, "responder answered '%s'", OCSP_response_status_str(status));
-        return "responder_error";
-    }
-    OCSP_BASICRESP *basic = OCSP_response_get1_basic(response);
-    if (!basic) {
-        snprintf(detail, len, "no basic response inside");
-        return "malformed";
-    }
-    const char *reason = NULL;
-    ASN1_GENERALIZEDTIME *revtime = NULL, *thisupd = NULL, *nextupd = NULL;
-    if (OCSP_basic_verify(basic, id->chain, id->store, 0) <= 0) {
-        ERR_error_string_n(ERR_peek_last_error(), detail, len);
-        reason = "bad_signature";
-    } else if (OCSP_resp_find_status(basic, id->certid, &v->cert_status, &v->revocation_reason, &revtime, &thisupd,
-                                     &nextupd) != 1) {
-        snprintf(detail, len, "no status for our certificate in the response");
-        reason = "wrong_certificate";
+/* Keep in the unsigned certs field only what a client needs to check the
+ * signature: nothing when the issuer signed, else the delegated signer. */
+static int trimCertificates(const ocspSubject *s, OCSP_BASICRESP *basic) {
+    X509 *signer = NULL;
+    if (OCSP_resp_get0_signer(basic, &signer, s->chain) != 1) return 0;
+    bool delegated = X509_cmp(signer, s->issuer) != 0;
+    X509_up_ref(signer);
+    /* The response owns its certs stack and OpenSSL has no setter for it;
+     * it lies outside the signed data, so emptying it keeps the signature. */
+    STACK_OF(X509) *certs = (STACK_OF(X509) *)OCSP_resp_get0_certs(basic);
+    while (sk_X509_num(certs) > 0) X509_free(sk_X509_pop(certs));
+    int ok = !delegated || OCSP_basic_add1_cert(basic, signer);
+    X509_free(signer);
+    return ok;
+}
+
+/* Decode, check and trim an answer. On OCSP_ERR_NONE *staple_der holds what
+ * to staple (OPENSSL_free it) and info describes it. */
+static ocspError verifyResponse(const ocspSubject *s,
+                                const unsigned char *der,
+                                size_t der_len,
+                                ocspResponseInfo *info,
+                                unsigned char **staple_der,
+                                char *detail,
+                                size_t detail_len) {
+    const unsigned char *p = der;
+    OCSP_RESPONSE *response = d2i_OCSP_RESPONSE(NULL, &p, (long)der_len);
+    OCSP_BASICRESP *basic = NULL;
+    ocspError err = OCSP_ERR_NONE;
+    int len = 0;
+    *staple_der = NULL;
+    if (!response || p != der + der_len) {
+        snprintf(detail, detail_len, response ? "bytes after the response" : "not a DER OCSP response");
+        err = OCSP_ERR_MALFORMED;
+    } else if (OCSP_response_status(response) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+        snprintf(detail, detail_len, "responder answered '%s'", OCSP_response_status_str(OCSP_response_status(response)));
+        err = OCSP_ERR_RESPONDER_ERROR;
+    } else if (!(basic = OCSP_response_get1_basic(response))) {
+        snprintf(detail, detail_len, "no basic response inside");
+        err = OCSP_ERR_MALFORMED;
+    } else if ((err = checkBasicResponse(s, basic, info, detail, detail_len)) != OCSP_ERR_NONE) {
+        /* detail says why */
+    } else if (!trimCertificates(s, basic)) {
+        snprintf(detail, detail_len, "cannot trim the certificates of the response");
+        err = OCSP_ERR_INTERNAL;
     } else {
-        time_t now = time(NULL);
-        v->this_update = asn1TimeToUnix(thisupd);
-        v->next_update = nextupd ? asn1TimeToUnix(nextupd) : 0;
-        v->revoked_at = revtime ? asn1TimeToUnix(revtime) : 0;
-        int bound = server.tls_ocsp_config.max_refresh_interval;
-        v->expires = nextupd ? v->next_update : v->this_update + (bound ? bound : OCSP_NO_NEXT_UPDATE_VALIDITY);
-        if (!OCSP_check_validity(thisupd, nextupd, OCSP_CLOCK_SKEW_SECONDS, -1) || v->expires <= now) {
-            char when[32];
-            if (v->this_update > now + OCSP_CLOCK_SKEW_SECONDS) {
-                formatTime(v->this_update, when, sizeof(when));
-                snprintf(detail, len, "thisUpdate %s is in the future", when);
-                reason = "not_yet_valid";
-            } else {
-                formatTime(v->expires, when, sizeof(when));
-                snprintf(detail, len, "%s %s has passed", nextupd ? "nextUpdate" : "thisUpdate + validity", when);
-                reason = "stale";
-            }
+        OCSP_RESPONSE *trimmed = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, basic);
+        len = trimmed ? i2d_OCSP_RESPONSE(trimmed, staple_der) : -1;
+        OCSP_RESPONSE_free(trimmed);
+        if (len <= 0) {
+            snprintf(detail, detail_len, "cannot encode the response");
+            err = OCSP_ERR_INTERNAL;
+        } else if (len > OCSP_MAX_STAPLE_BYTES) {
+            snprintf(detail, detail_len, "%d bytes after trimming, more than the %d a TLS 1.2 handshake can carry",
+                     len, OCSP_MAX_STAPLE_BYTES);
+            err = OCSP_ERR_TOO_LARGE;
         }
     }
     OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(response);
     ERR_clear_error();
-    return reason;
+    if (err != OCSP_ERR_NONE) {
+        OPENSSL_free(*staple_der);
+        *staple_der = NULL;
+        return err;
+    }
+    info->bytes = (size_t)len;
+    return OCSP_ERR_NONE;
 }
 
-static void fetchSucceeded(OCSP_RESPONSE *response) {
-    char detail[256] = "";
-    ocspVerdict v = {0};
-    const char *reason = verifyResponse(response, &v, detail, sizeof(detail));
-    unsigned char *der = NULL;
-    int der_len = reason ? 0 : i2d_OCSP_RESPONSE(response, &der);
-    OCSP_RESPONSE_free(response);
-    if (reason || der_len <= 0) {
-        fetchFailed(reason ? reason : "internal_error", reason ? detail : "cannot encode the response");
-        return;
-    }
+/* ------------------------------------------------------------------------- */
+/* Outcome of a fetch.                                                        */
 
-    long long now_ms = mstime();
-    fetchCancel();
-    staplePublish(stapleCreate(ocsp.identity->cert, v.expires, der, (size_t)der_len));
-    OPENSSL_free(der);
-    ocsp.have_response = 1;
-    ocsp.expired = 0;
-    ocsp.cert_status = v.cert_status;
-    ocsp.this_update = v.this_update;
-    ocsp.next_update = v.next_update;
-    ocsp.expires = v.expires;
-    ocsp.response_bytes = (size_t)der_len;
-    ocsp.last_success = now_ms / 1000;
+static void recordFailure(ocspError err, const char *detail) {
+    mstime_t now = mstime();
+    ocsp.fetches_failed++;
+    ocsp.consecutive_failures++;
+    ocsp.last_error = err;
+    ocsp.last_outcome = OCSP_OUTCOME_FAILED;
+    ocsp.last_attempt_at = now;
+    scheduleFetchAt(nextFetchAfterFailure(now));
+    serverLog(LL_WARNING, "OCSP: fetch from %s failed: %s (%s); %s; retrying in %lld s (failure %d in a row)",
+              ocsp.subject->url, ocsp_error_names[err], detail,
+              ocsp.cache_state == OCSP_CACHE_STAPLED ? "the cached response stays stapled until it expires"
+                                                     : "nothing is stapled",
+              secondsUntilNextFetch(now), ocsp.consecutive_failures);
+}
+
+static void recordSuccess(const ocspResponseInfo *info, const unsigned char *der) {
+    mstime_t now = mstime();
+    staplePublish(stapleCreate(ocsp.subject->cert, info->expires, der, info->bytes));
+    ocsp.cache_state = OCSP_CACHE_STAPLED;
+    ocsp.cached = *info;
+    ocsp.last_success_at = now;
     ocsp.fetches_ok++;
     ocsp.consecutive_failures = 0;
-    ocsp.last_error = "none";
-    ocsp.last_attempt_ms = now_ms;
-    ocsp.last_attempt_ok = 1;
-    ocsp.next_fetch_ms = nextFetchAfterSuccess(now_ms);
+    ocsp.last_error = OCSP_ERR_NONE;
+    ocsp.last_outcome = OCSP_OUTCOME_SUCCEEDED;
+    ocsp.last_attempt_at = now;
+    scheduleFetchAt(nextFetchAfterSuccess(now));
 
     char this_update[32], next_update[32] = "none";
-    formatTime(v.this_update, this_update, sizeof(this_update));
-    if (v.next_update) formatTime(v.next_update, next_update, sizeof(next_update));
-    long long refresh_in = secondsUntilNextFetch(now_ms);
-    if (v.cert_status == V_OCSP_CERTSTATUS_REVOKED) {
+    formatTime(info->this_update, this_update, sizeof(this_update));
+    if (info->next_update) formatTime(info->next_update, next_update, sizeof(next_update));
+    long long refresh_in = secondsUntilNextFetch(now);
+    if (info->cert_status == V_OCSP_CERTSTATUS_REVOKED) {
         char revoked_at[32];
-        formatTime(v.revoked_at, revoked_at, sizeof(revoked_at));
+        formatTime(info->revoked_at, revoked_at, sizeof(revoked_at));
         serverLog(LL_WARNING,
                   "OCSP: the server certificate is REVOKED (at %s, reason: %s), says %s; stapling the revoked "
                   "status. Replace the certificate. thisUpdate %s, nextUpdate %s, next refresh in %lld s",
-                  revoked_at, OCSP_crl_reason_str(v.revocation_reason), ocsp.identity->url, this_update,
+                  revoked_at, OCSP_crl_reason_str(info->revocation_reason), ocsp.subject->url, this_update,
                   next_update, refresh_in);
     } else {
         serverLog(LL_NOTICE, "OCSP: fetched a %s response from %s: thisUpdate %s, nextUpdate %s, next refresh in %lld s",
-                  certStatusName(v.cert_status), ocsp.identity->url, this_update, next_update, refresh_in);
+                  certStatusName(info->cert_status), ocsp.subject->url, this_update, next_update, refresh_in);
     }
 }
 
-static void fetchFailed(const char *reason, const char *detail) {
-    long long now_ms = mstime();
-    fetchCancel();
-    ocsp.fetches_failed++;
-    ocsp.consecutive_failures++;
-    ocsp.last_error = reason;
-    ocsp.last_attempt_ms = now_ms;
-    ocsp.last_attempt_ok = 0;
-    ocsp.next_fetch_ms = nextFetchAfterFailure(now_ms);
-    serverLog(LL_WARNING, "OCSP: fetch from %s failed: %s (%s); %s; retrying in %lld s (failure %d in a row)",
-              ocsp.identity->url, reason, detail,
-              responseIsValid() ? "the cached response stays stapled until it expires" : "nothing is stapled",
-              secondsUntilNextFetch(now_ms), ocsp.consecutive_failures);
+/* Every fetch ends here, exactly once: the context goes, then the answer (if
+ * the exchange completed) is verified and the outcome recorded. */
+static void fetchFinish(ocspFetch *f, ocspError err, const char *detail) {
+    serverAssert(f == ocsp.fetch);
+    char verify_detail[OCSP_DETAIL_LEN] = "";
+    ocspResponseInfo info = {0};
+    unsigned char *staple_der = NULL;
+    if (err == OCSP_ERR_NONE) {
+        err = verifyResponse(ocsp.subject, (unsigned char *)f->buf + f->body_start, f->received - f->body_start, &info,
+                             &staple_der, verify_detail, sizeof(verify_detail));
+        detail = verify_detail;
+    }
+    /* The detail may point into the fetch: log before freeing it. */
+    if (err != OCSP_ERR_NONE) recordFailure(err, detail);
+    forgetFetch();
+    if (err == OCSP_ERR_NONE) recordSuccess(&info, staple_der);
+    OPENSSL_free(staple_der);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Resets, one per meaning.                                                   */
+
+/* Forget the cached response (certificate change, stapling off). */
+static void forgetResponse(void) {
+    staplePublish(NULL);
+    ocsp.cache_state = OCSP_CACHE_EMPTY;
+    memset(&ocsp.cached, 0, sizeof(ocsp.cached));
+}
+
+/* Forget whom we ask and how it went (responder or trust change): the fetch
+ * in flight goes and the next one is due as soon as the subject is rebuilt.
+ * The cached response stays: it is still about our certificate. */
+static void forgetSubject(void) {
+    forgetFetch();
+    subjectFree(ocsp.subject);
+    ocsp.subject = NULL;
+    ocsp.subject_error = OCSP_ERR_NONE;
+    ocsp.fetch_scheduled = false;
+    ocsp.consecutive_failures = 0;
+    ocsp.last_outcome = OCSP_OUTCOME_NONE;
+}
+
+/* Everything but the counters (another certificate, stapling on or off). */
+static void forgetAll(void) {
+    forgetSubject();
+    forgetResponse();
 }
 
 /* ------------------------------------------------------------------------- */
 /* Driving it all.                                                            */
 
-/* Build the identity when stapling is on and a server context exists. */
-static void ensureIdentity(void) {
+/* Build the subject when stapling is on and a server context exists. */
+static void ensureSubject(void) {
     /* After a failure, wait for a change (context, responder, on/off) that
-     * resets identity_error rather than re-reading files every cron tick. */
-    if (ocsp.identity || ocsp.identity_error || !ocsp.server_ctx || !server.tls_ocsp_config.enabled) return;
-    const char *why = NULL;
-    ocsp.identity = identityCreate(ocsp.server_ctx, server.tls_ocsp_config.responder, &why);
-    if (!ocsp.identity) {
+     * clears subject_error rather than re-reading files every cron tick. */
+    if (ocsp.subject || ocsp.subject_error || !ocsp.server_ctx || !server.tls_ocsp_config.enabled) return;
+    ocspError err = OCSP_ERR_NONE;
+    ocsp.subject = subjectCreate(ocsp.server_ctx, server.tls_ocsp_config.responder, &err);
+    if (!ocsp.subject) {
         serverLog(LL_WARNING, "OCSP stapling: %s; not stapling",
-                  !strcmp(why, "no_issuer") ? "the issuer of the server certificate is neither in tls-cert-file "
+                  err == OCSP_ERR_NO_ISSUER ? "the issuer of the server certificate is neither in tls-cert-file "
                                               "nor in tls-ca-cert-file / tls-ca-cert-dir"
-                                            : "cannot set up the server certificate's identity");
-        ocsp.identity_error = why;
-        ocsp.last_error = why;
+                                            : "cannot set up the server certificate for OCSP");
+        ocsp.subject_error = err;
+        ocsp.last_error = err;
         return;
     }
-    if (!ocsp.identity->url) {
-        serverLog(LL_NOTICE, "OCSP stapling: %s; not stapling",
+    if (!ocsp.subject->url) {
+        serverLog(LL_NOTICE, "OCSP stapling: %s; %s",
                   server.tls_ocsp_config.responder ? "tls-ocsp-responder is not a usable http:// URL"
                                                    : "the server certificate names no http:// OCSP responder in its "
-                                                     "AIA extension and tls-ocsp-responder is not set");
-        ocsp.next_fetch_ms = -1;
+                                                     "AIA extension and tls-ocsp-responder is not set",
+                  ocsp.cache_state == OCSP_CACHE_STAPLED ? "the cached response stays stapled until it expires"
+                                                         : "not stapling");
+        ocsp.last_error = OCSP_ERR_NO_RESPONDER;
         return;
     }
-    ocsp.next_fetch_ms = 0;
+    if (ocsp.last_outcome == OCSP_OUTCOME_NONE) scheduleFetchAt(mstime());
 }
 
 static void maybeFetchNow(void) {
-    ensureIdentity();
-    if (!server.tls_ocsp_config.enabled || ocsp.fetch || !ocsp.identity || !ocsp.identity->url) return;
-    if (ocsp.next_fetch_ms < 0 || mstime() < ocsp.next_fetch_ms || !server.el) return;
+    ensureSubject();
+    if (!server.tls_ocsp_config.enabled || ocsp.fetch || !ocsp.subject || !ocsp.subject->url) return;
+    if (!ocsp.fetch_scheduled || mstime() < ocsp.next_fetch_at || !server.el) return;
     fetchStart();
-}
-
-/* The fetch in flight and the identity go; the next fetch is due at once
- * (once an identity is rebuilt), as for a new responder. */
-static void forgetIdentity(void) {
-    fetchCancel();
-    identityFree(ocsp.identity);
-    ocsp.identity = NULL;
-    ocsp.identity_error = NULL;
-    ocsp.consecutive_failures = 0;
-    ocsp.last_attempt_ms = 0;
-}
-
-/* Identity, fetch and cache all go; counters stay. */
-static void resetState(void) {
-    forgetIdentity();
-    dropResponse();
-    ocsp.next_fetch_ms = -1;
 }
 
 void tlsOcspCron(void) {
     if (!server.tls_ocsp_config.enabled) return;
-    if (responseIsValid() && time(NULL) >= ocsp.expires) {
+    if (ocsp.cache_state == OCSP_CACHE_STAPLED && mstime() >= ocsp.cached.expires) {
         char when[32];
-        formatTime(ocsp.expires, when, sizeof(when));
+        formatTime(ocsp.cached.expires, when, sizeof(when));
         serverLog(LL_WARNING,
                   "OCSP: the cached response expired at %s and no fresh one could be fetched; stapling stopped",
                   when);
         staplePublish(NULL);
-        ocsp.expired = 1;
-        ocsp.response_bytes = 0;
+        ocsp.cache_state = OCSP_CACHE_EXPIRED;
     }
     maybeFetchNow();
 }
 
-void tlsOcspSetupServerContext(void *ssl_ctx) {
-    SSL_CTX_set_tlsext_status_cb((SSL_CTX *)ssl_ctx, ocspStatusCallback);
+void tlsOcspSetupServerContext(struct ssl_ctx_st *ctx) {
+    SSL_CTX_set_tlsext_status_cb(ctx, ocspStatusCallback);
 }
 
 /* tls.c swapped in a new server context: if the certificate changed, its
  * response goes at once (the status callback never staples a response for
  * another certificate anyway) and a fetch for the new one starts. */
-void tlsOcspServerContextChanged(void *ssl_ctx) {
-    SSL_CTX *ctx = ssl_ctx;
+void tlsOcspServerContextChanged(struct ssl_ctx_st *ctx) {
     if (ctx == ocsp.server_ctx) return;
     if (ocsp.server_ctx) SSL_CTX_free(ocsp.server_ctx);
     SSL_CTX_up_ref(ctx);
     ocsp.server_ctx = ctx;
 
     X509 *cert = SSL_CTX_get0_certificate(ctx);
-    if (ocsp.identity && cert && X509_cmp(cert, ocsp.identity->cert) == 0) {
-        /* Same certificate: keep the response and the schedule; rebuild the
-         * rest, as the CA files may have changed. */
-        const char *why;
-        ocspIdentity *id = identityCreate(ctx, server.tls_ocsp_config.responder, &why);
-        if (id) {
-            identityFree(ocsp.identity);
-            ocsp.identity = id;
+    if (ocsp.subject && cert && X509_cmp(cert, ocsp.subject->cert) == 0) {
+        /* Same certificate: keep the response, the schedule and a fetch in
+         * flight; rebuild the rest, as the CA files may have changed. */
+        ocspError err;
+        ocspSubject *s = subjectCreate(ctx, server.tls_ocsp_config.responder, &err);
+        if (s) {
+            subjectFree(ocsp.subject);
+            ocsp.subject = s;
             return;
         }
     }
-    if (ocsp.identity || ocsp.have_response)
+    if (ocsp.subject || ocsp.cache_state != OCSP_CACHE_EMPTY)
         serverLog(LL_NOTICE, "OCSP: the server certificate changed; dropping its response and fetching anew");
-    resetState();
+    forgetAll();
     maybeFetchNow();
 }
 
 void tlsOcspShutdown(void) {
-    resetState();
+    forgetAll();
+    lookupCancel();
     if (ocsp.server_ctx) SSL_CTX_free(ocsp.server_ctx);
     ocsp.server_ctx = NULL;
 }
@@ -938,7 +1310,7 @@ void tlsOcspShutdown(void) {
 /* CONFIG SET tls-ocsp-stapling: on fetches at once, off forgets everything. */
 int tlsOcspApplyStapling(const char **err) {
     UNUSED(err);
-    resetState();
+    forgetAll();
     serverLog(LL_NOTICE, "OCSP stapling %s", server.tls_ocsp_config.enabled ? "enabled" : "disabled");
     maybeFetchNow();
     return 1;
@@ -948,7 +1320,7 @@ int tlsOcspApplyStapling(const char **err) {
  * our certificate), but the question goes to the new responder at once. */
 int tlsOcspApplyResponder(const char **err) {
     UNUSED(err);
-    forgetIdentity();
+    forgetSubject();
     maybeFetchNow();
     return 1;
 }
@@ -957,33 +1329,32 @@ int tlsOcspApplyResponder(const char **err) {
  * as if the last outcome had happened under the new values. */
 int tlsOcspApplySchedule(const char **err) {
     UNUSED(err);
-    if (server.tls_ocsp_config.enabled && !ocsp.fetch) reschedule();
+    if (server.tls_ocsp_config.enabled && !ocsp.fetch && ocsp.fetch_scheduled) reschedule();
     return 1;
+}
+
+/* What INFO calls tls_ocsp_status. */
+static const char *stapleStatusName(void) {
+    if (!server.tls_ocsp_config.enabled) return "disabled";
+    if (ocsp.cache_state == OCSP_CACHE_STAPLED) return certStatusName(ocsp.cached.cert_status);
+    if (ocsp.subject && !ocsp.subject->url) return "no_responder";
+    if (ocsp.cache_state == OCSP_CACHE_EXPIRED) return "expired";
+    return "none";
 }
 
 sds tlsOcspInfo(sds info) {
     const tlsOcspConfig *cfg = &server.tls_ocsp_config;
-    const char *status = "disabled";
-    if (cfg->enabled) {
-        if (ocsp.identity && !ocsp.identity->url)
-            status = "no_responder";
-        else if (responseIsValid())
-            status = certStatusName(ocsp.cert_status);
-        else if (ocsp.expired)
-            status = "expired";
-        else
-            status = "none";
-    }
-    long long now = time(NULL);
+    mstime_t now = mstime();
     long long expires_in = -1, refresh_in = -1;
-    if (ocsp.have_response) expires_in = ocsp.expires > now ? ocsp.expires - now : 0;
-    if (ocsp.fetch)
+    if (ocsp.cache_state != OCSP_CACHE_EMPTY)
+        expires_in = ocsp.cached.expires > now ? (ocsp.cached.expires - now) / 1000 : 0;
+    if (ocsp.fetch) {
         refresh_in = 0;
-    else if (cfg->enabled && ocsp.next_fetch_ms >= 0) {
-        refresh_in = secondsUntilNextFetch(mstime());
+    } else if (cfg->enabled && ocsp.fetch_scheduled) {
+        refresh_in = secondsUntilNextFetch(now);
         if (refresh_in < 0) refresh_in = 0;
     }
-    const char *responder = ocsp.identity && ocsp.identity->url ? ocsp.identity->url : "";
+    const char *responder = ocsp.subject && ocsp.subject->url ? ocsp.subject->url : "";
     return sdscatprintf(info,
                         "tls_ocsp_stapling:%s\r\n"
                         "tls_ocsp_status:%s\r\n"
@@ -999,10 +1370,11 @@ sds tlsOcspInfo(sds info) {
                         "tls_ocsp_last_error:%s\r\n"
                         "tls_ocsp_staples_sent:%lld\r\n"
                         "tls_ocsp_response_bytes:%zu\r\n",
-                        cfg->enabled ? "enabled" : "disabled", status, responder, (long long)ocsp.this_update,
-                        (long long)ocsp.next_update, expires_in, refresh_in, ocsp.last_success, ocsp.fetches_ok,
-                        ocsp.fetches_failed, ocsp.consecutive_failures, ocsp.last_error,
-                        atomic_load_explicit(&staples_sent, memory_order_relaxed), ocsp.response_bytes);
+                        cfg->enabled ? "enabled" : "disabled", stapleStatusName(), responder,
+                        ocsp.cached.this_update / 1000, ocsp.cached.next_update / 1000, expires_in, refresh_in,
+                        ocsp.last_success_at / 1000, ocsp.fetches_ok, ocsp.fetches_failed, ocsp.consecutive_failures,
+                        ocsp_error_names[ocsp.last_error], atomic_load_explicit(&staples_sent, memory_order_relaxed),
+                        ocsp.cache_state == OCSP_CACHE_STAPLED ? ocsp.cached.bytes : 0);
 }
 
 #else /* Built without TLS, or with TLS as a module: stapling is unavailable. */
@@ -1023,18 +1395,21 @@ int tlsOcspApplySchedule(const char **err) {
     return 1;
 }
 
-void tlsOcspSetupServerContext(void *ssl_ctx) {
-    UNUSED(ssl_ctx);
+void tlsOcspSetupServerContext(struct ssl_ctx_st *ctx) {
+    UNUSED(ctx);
 }
 
-void tlsOcspServerContextChanged(void *ssl_ctx) {
-    UNUSED(ssl_ctx);
+void tlsOcspServerContextChanged(struct ssl_ctx_st *ctx) {
+    UNUSED(ctx);
 }
 
 void tlsOcspCron(void) {
 }
 
 void tlsOcspShutdown(void) {
+}
+
+void tlsOcspBackgroundJob(void) {
 }
 
 sds tlsOcspInfo(sds info) {
@@ -1052,10 +1427,9 @@ void tlsOcspInitConfig(void) {
 
 int tlsOcspIsValidResponder(char *val, const char **err) {
     if (val == NULL || val[0] == '\0') return 1;
-    if (strncasecmp(val, "http://", 7) != 0 || val[7] == '\0' || val[7] == '/' || strpbrk(val, " \t\r\n")) {
-        *err = "tls-ocsp-responder must be empty or an http:// URL";
-        return 0;
-    }
+    ocspUrl url = {0};
+    if (!ocspUrlParse(val, &url, err)) return 0;
+    ocspUrlClear(&url);
     return 1;
 }
 

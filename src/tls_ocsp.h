@@ -1,4 +1,10 @@
 /*
+ * Copyright (c) Valkey Contributors
+ * All rights reserved.
+ * SPDX-License-Identifier: BSD-3-Clause
+ */
+
+/*
  * OCSP stapling for the TLS server side: the server fetches, verifies and
  * caches the OCSP response for its own certificate and attaches it to every
  * handshake whose client asks for certificate status (RFC 6066 section 8).
@@ -36,14 +42,18 @@ int tlsOcspSetRefreshMargin(struct standardConfig *config, sds *argv, int argc, 
 sds tlsOcspGetRefreshMargin(struct standardConfig *config);
 void tlsOcspRewriteRefreshMargin(struct standardConfig *config, const char *name, struct rewriteConfigState *state);
 
-/* TLS hooks (tls.c). The argument is an SSL_CTX *, kept opaque here so that
- * files built without OpenSSL can include this header. */
-void tlsOcspSetupServerContext(void *ssl_ctx);
-void tlsOcspServerContextChanged(void *ssl_ctx);
+/* TLS hooks (tls.c). A forward declaration of OpenSSL's SSL_CTX keeps type
+ * checking without making every includer pull in OpenSSL. */
+struct ssl_ctx_st;
+void tlsOcspSetupServerContext(struct ssl_ctx_st *ctx);
+void tlsOcspServerContextChanged(struct ssl_ctx_st *ctx);
 
 /* Server hooks (server.c). */
 void tlsOcspCron(void);
 sds tlsOcspInfo(sds info);
 void tlsOcspShutdown(void);
+
+/* Background hook (bio.c): the BIO_TLS_OCSP worker runs this for each job. */
+void tlsOcspBackgroundJob(void);
 
 #endif
