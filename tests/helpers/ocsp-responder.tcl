@@ -48,10 +48,21 @@ proc mode_line {} {
     return $line
 }
 
-proc log_request {mode} {
+proc log_request {mode method} {
     set fd [open [file join $::dir responder.log] a]
-    puts $fd "[clock seconds] [lindex $mode 0]"
+    puts $fd "[clock seconds] [lindex $mode 0] $method"
     close $fd
+}
+
+# The DER request of a GET (RFC 5019): the URL-encoded base64 after the
+# last slash of the path.
+proc get_request_body {target} {
+    set encoded [lindex [split $target /] end]
+    foreach {from to} {%2B + %2F / %3D = %2b + %2f / %3d =} {
+        set encoded [string map [list $from $to] $encoded]
+    }
+    if {[catch {binary decode base64 $encoded} der]} { return {} }
+    return $der
 }
 
 # Run openssl ocsp on the request body; returns the DER response.
@@ -93,14 +104,21 @@ proc serve {chan addr port} {
     if {[catch {
         fconfigure $chan -translation binary -blocking 1 -buffering full
         set length 0
+        set request_line {}
         while {[gets $chan line] >= 0} {
             set line [string trimright $line "\r"]
             if {$line eq {}} break
+            if {$request_line eq {}} { set request_line $line }
             if {[regexp -nocase {^content-length:\s*(\d+)} $line -> n]} { set length $n }
         }
-        set body [read $chan $length]
+        set method [lindex $request_line 0]
+        if {$method eq "GET"} {
+            set body [get_request_body [lindex $request_line 1]]
+        } else {
+            set body [read $chan $length]
+        }
         set mode [mode_line]
-        log_request $mode
+        log_request $mode $method
         set opts [lrange $mode 1 end]
         switch -- [lindex $mode 0] {
             openssl {
