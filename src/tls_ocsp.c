@@ -33,21 +33,24 @@
 /* Responder URLs, shared by every build (config validation needs them).     */
 
 typedef struct ocspUrl {
-    sds host; /* Without the brackets of an IPv6 literal. */
-    sds port; /* "80" when the URL names none. */
-    sds path; /* "/" when the URL names none; includes a query. */
+    sds host;     /* Without the brackets of an IPv6 literal. */
+    sds port;     /* "80" when the URL names none. */
+    sds path;     /* "/" when the URL names none; includes a query. */
+    sds userinfo; /* "user:password" before an @, or NULL. */
 } ocspUrl;
 
 static void ocspUrlClear(ocspUrl *url) {
     sdsfree(url->host);
     sdsfree(url->port);
     sdsfree(url->path);
-    url->host = url->port = url->path = NULL;
+    sdsfree(url->userinfo);
+    url->host = url->port = url->path = url->userinfo = NULL;
 }
 
-/* Split an http:// URL (scheme in any case). Returns 1, or 0 with *err set
- * to why it is unusable; *url is filled only on success. */
-static int ocspUrlParse(const char *text, ocspUrl *url, const char **err) {
+/* Split an http:// URL (scheme in any case); user information is accepted
+ * only with allow_userinfo (a proxy's credentials). Returns 1, or 0 with
+ * *err set to why it is unusable; *url is filled only on success. */
+static int ocspUrlParse(const char *text, ocspUrl *url, int allow_userinfo, const char **err) {
     for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
         if (*p <= ' ' || *p >= 0x7f) {
             *err = "the URL contains a space, a control character or a non-ASCII byte";
@@ -65,10 +68,12 @@ static int ocspUrlParse(const char *text, ocspUrl *url, const char **err) {
     const char *authority = text + 7;
     const char *path = authority + strcspn(authority, "/?#");
     const char *host = authority, *host_end, *port = NULL;
-    if (memchr(authority, '@', path - authority)) {
+    const char *at = memchr(authority, '@', path - authority);
+    if (at && !allow_userinfo) {
         *err = "user information (user@host) is not supported in the URL";
         return 0;
     }
+    if (at) host = at + 1;
     if (*host == '[') {
         host++;
         host_end = memchr(host, ']', path - host);
@@ -117,6 +122,7 @@ static int ocspUrlParse(const char *text, ocspUrl *url, const char **err) {
         *err = "the URL has a fragment (#)";
         return 0;
     }
+    url->userinfo = at ? sdsnewlen(authority, at - authority) : NULL;
     url->host = sdsnewlen(host, host_end - host);
     url->port = sdsfromlonglong(port_number);
     url->path = *path == '/' ? sdsnew(path) : sdscat(sdsnew("/"), path);
@@ -139,6 +145,7 @@ static int ocspUrlParse(const char *text, ocspUrl *url, const char **err) {
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 /* Accepted clock difference between the responder and us (RFC 6960 practice). */
 #define OCSP_CLOCK_SKEW_MS (300 * 1000LL)
@@ -178,6 +185,7 @@ typedef enum ocspError {
     OCSP_ERR_NO_ISSUER,         /* The issuer of our certificate is nowhere. */
     OCSP_ERR_NO_CERTIFICATE,    /* No server certificate to ask about. */
     OCSP_ERR_NO_RESPONDER,      /* No usable http:// responder URL. */
+    OCSP_ERR_FILE_UNREADABLE,   /* tls-ocsp-response-file cannot be read. */
     OCSP_ERR_INTERNAL,          /* Resources or encoding. */
     OCSP_ERR_COUNT
 } ocspError;
@@ -200,6 +208,7 @@ static const char *const ocsp_error_names[OCSP_ERR_COUNT] = {
     [OCSP_ERR_NO_ISSUER] = "no_issuer",
     [OCSP_ERR_NO_CERTIFICATE] = "no_certificate",
     [OCSP_ERR_NO_RESPONDER] = "no_responder",
+    [OCSP_ERR_FILE_UNREADABLE] = "file_unreadable",
     [OCSP_ERR_INTERNAL] = "internal_error",
 };
 
@@ -299,6 +308,7 @@ typedef struct ocspSubject {
     OCSP_CERTID *certid;    /* SHA-1 certificate ID (RFC 5019). */
     sds url;                /* Responder URL as configured or in the AIA; NULL: none. */
     ocspUrl responder;      /* url, split; empty when url is NULL. */
+    bool post_only;         /* The responder refused a GET: ask it with POST. */
 } ocspSubject;
 
 static void subjectFree(ocspSubject *s) {
@@ -317,13 +327,13 @@ static void subjectFree(ocspSubject *s) {
 static void subjectFindResponder(ocspSubject *s, const char *configured) {
     const char *err;
     if (configured) {
-        if (ocspUrlParse(configured, &s->responder, &err)) s->url = sdsnew(configured);
+        if (ocspUrlParse(configured, &s->responder, 0, &err)) s->url = sdsnew(configured);
         return;
     }
     STACK_OF(OPENSSL_STRING) *urls = X509_get1_ocsp(s->cert);
     for (int i = 0; i < sk_OPENSSL_STRING_num(urls) && !s->url; i++) {
         const char *candidate = sk_OPENSSL_STRING_value(urls, i);
-        if (ocspUrlParse(candidate, &s->responder, &err)) s->url = sdsnew(candidate);
+        if (ocspUrlParse(candidate, &s->responder, 0, &err)) s->url = sdsnew(candidate);
     }
     X509_email_free(urls);
 }
@@ -406,7 +416,9 @@ struct ocspFetch {
     int connect_errno;
     int fd;
     int watched_mask;
+    const char *method; /* Of request: "GET" or "POST". */
     sds request;
+    sds post_fallback; /* With a GET: the POST to send if it is refused. */
     size_t request_sent;
     char *buf; /* The answer: headers, then the body. */
     size_t received;
@@ -414,6 +426,15 @@ struct ocspFetch {
     long long content_length; /* -1: not given, read until the peer closes. */
 };
 typedef struct ocspFetch ocspFetch;
+
+/* Enough of a stat to see a file replaced (rename, symlink swap) or
+ * rewritten in place. */
+typedef struct ocspFileStamp {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    long long mtime_ns, ctime_ns;
+} ocspFileStamp;
 
 /* What we hold for clients. */
 typedef enum ocspCacheState {
@@ -432,6 +453,29 @@ typedef struct ocspResponseInfo {
     size_t bytes;
 } ocspResponseInfo;
 
+/* Where the stapled response came from. */
+typedef enum ocspSource {
+    OCSP_SOURCE_NONE,
+    OCSP_SOURCE_RESPONDER, /* A fetch. */
+    OCSP_SOURCE_CACHE,     /* tls-ocsp-cache-file, read at start or after a certificate change. */
+    OCSP_SOURCE_FILE,      /* tls-ocsp-response-file. */
+} ocspSource;
+
+static const char *const ocsp_source_names[] = {
+    [OCSP_SOURCE_NONE] = "none",
+    [OCSP_SOURCE_RESPONDER] = "responder",
+    [OCSP_SOURCE_CACHE] = "cache",
+    [OCSP_SOURCE_FILE] = "file",
+};
+
+/* A verified response whose thisUpdate is still ahead of our clock (within
+ * the allowed skew), held back while a valid one is stapled. */
+typedef struct ocspHeldResponse {
+    ocspResponseInfo info;
+    ocspSource source;
+    unsigned char der[];
+} ocspHeldResponse;
+
 /* What the last fetch came to: the schedule is computed from it. */
 typedef enum ocspOutcome {
     OCSP_OUTCOME_NONE,      /* Nothing tried since the last reset: fetch at once. */
@@ -448,12 +492,21 @@ static struct {
     mstime_t next_fetch_at;     /* Unix ms. */
     ocspCacheState cache_state; /* And cached, valid unless EMPTY. */
     ocspResponseInfo cached;
+    ocspSource source;      /* Of the cached response. */
+    bool cache_load_due;    /* The certificate is new: try the cache file. */
+    ocspHeldResponse *held; /* Newer than cached, stapled from its thisUpdate. */
+    bool margin_warned;     /* The response file's response is within its margin. */
     ocspOutcome last_outcome;
     mstime_t last_attempt_at;
     mstime_t last_success_at;
     int consecutive_failures;
     long long fetches_ok, fetches_failed;
     ocspError last_error;
+    /* tls-ocsp-response-file: what was read last, and the next look. */
+    ocspFileStamp file_seen;
+    bool file_check_in_flight;
+    bool file_unreadable_logged;
+    mstime_t next_file_check_at;
 } ocsp;
 
 static const char *certStatusName(int status) {
@@ -492,8 +545,9 @@ static long long secondsUntilNextFetch(mstime_t now) {
  * is left, within [now + retry delay, now + max refresh interval]. */
 static mstime_t nextFetchAfterSuccess(mstime_t now) {
     const tlsOcspConfig *cfg = &server.tls_ocsp_config;
-    mstime_t window = ocsp.cached.expires - ocsp.cached.this_update;
-    mstime_t at = ocsp.cached.expires - window * cfg->refresh_margin / 100;
+    const ocspResponseInfo *newest = ocsp.held ? &ocsp.held->info : &ocsp.cached;
+    mstime_t window = newest->expires - newest->this_update;
+    mstime_t at = newest->expires - window * cfg->refresh_margin / 100;
     if (cfg->max_refresh_interval > 0 && at > now + secondsToMs(cfg->max_refresh_interval))
         at = now + secondsToMs(cfg->max_refresh_interval);
     if (at < now + secondsToMs(cfg->retry_delay)) at = now + secondsToMs(cfg->retry_delay);
@@ -534,13 +588,14 @@ static void reschedule(void) {
 }
 
 /* ------------------------------------------------------------------------- */
-/* Background work: name lookups in the BIO_TLS_OCSP worker.                  */
+/* Background work in the BIO_TLS_OCSP worker.                                */
 /*                                                                            */
-/* getaddrinfo blocks, so it runs in a bio worker of our own. One lookup runs */
-/* at a time; a newer request replaces one still waiting, and the result of a */
-/* lookup nobody waits for any more is dropped, so abandoned lookups cost     */
-/* neither threads nor descriptors. The worker wakes the main thread through  */
-/* one pipe that lives as long as the process.                                */
+/* What the main thread must not do waits there, one slot per kind: a name    */
+/* lookup (getaddrinfo blocks), a cache file write (fsync) and a response     */
+/* file check (stat, read). Newer work replaces work of its kind still        */
+/* waiting, and a lookup nobody waits for any more has its result dropped, so */
+/* abandoned work costs neither threads nor descriptors. The worker wakes the */
+/* main thread through one pipe that lives as long as the process.           */
 
 typedef struct ocspLookup {
     unsigned long long id;
@@ -549,16 +604,41 @@ typedef struct ocspLookup {
     int gai_error;
 } ocspLookup;
 
+typedef struct ocspCacheWrite {
+    sds path; /* Absolute: the main thread may change dir meanwhile. */
+    size_t len;
+    unsigned char der[];
+} ocspCacheWrite;
+
+typedef enum ocspFileCheckResult {
+    OCSP_FILE_UNCHANGED,  /* Same stamp as last read. */
+    OCSP_FILE_CHANGED,    /* data holds the new bytes. */
+    OCSP_FILE_UNREADABLE, /* error holds errno (EFBIG: over the size bound). */
+} ocspFileCheckResult;
+
+typedef struct ocspFileCheck {
+    sds path;
+    ocspFileStamp seen; /* The stamp of what the main thread read last. */
+    ocspFileCheckResult result;
+    ocspFileStamp stamp;
+    sds data;
+    int error;
+} ocspFileCheck;
+
 static struct {
     pthread_mutex_t lock;
-    ocspLookup *waiting;       /* Submitted, not yet taken by the worker. */
-    ocspLookup *done;          /* Finished and wanted, not yet collected. */
-    unsigned long long wanted; /* The lookup the main thread waits for; 0: none. */
-    unsigned long long last_id;
+    ocspLookup *lookup_waiting, *lookup_done;
+    unsigned long long lookup_wanted; /* The lookup the main thread waits for; 0: none. */
+    unsigned long long last_lookup_id;
+    ocspCacheWrite *write_waiting;
+    ocspFileCheck *check_waiting, *check_done;
     int wake_fds[2]; /* Worker -> main thread; created on first use. */
 } worker = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_fds = {-1, -1}};
 
+static atomic_llong cache_write_failures = 0;
+
 static void fetchResolved(ocspFetch *f, int gai_error, struct addrinfo *result);
+static void responseFileChecked(ocspFileCheck *check);
 
 static void lookupFree(ocspLookup *lookup) {
     if (!lookup) return;
@@ -568,34 +648,165 @@ static void lookupFree(ocspLookup *lookup) {
     zfree(lookup);
 }
 
-/* Runs in the bio worker. */
-void tlsOcspBackgroundJob(void) {
-    pthread_mutex_lock(&worker.lock);
-    ocspLookup *lookup = worker.waiting;
-    worker.waiting = NULL;
-    pthread_mutex_unlock(&worker.lock);
-    if (!lookup) return; /* A newer job took it, or it was cancelled. */
+static void cacheWriteFree(ocspCacheWrite *write) {
+    if (!write) return;
+    sdsfree(write->path);
+    zfree(write);
+}
 
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    lookup->gai_error = getaddrinfo(lookup->host, lookup->port, &hints, &lookup->result);
+static void fileCheckFree(ocspFileCheck *check) {
+    if (!check) return;
+    sdsfree(check->path);
+    sdsfree(check->data);
+    zfree(check);
+}
 
-    pthread_mutex_lock(&worker.lock);
-    if (lookup->id == worker.wanted) {
-        lookupFree(worker.done);
-        worker.done = lookup;
-        lookup = NULL;
+static void fileStampOf(const struct stat *st, ocspFileStamp *stamp) {
+    memset(stamp, 0, sizeof(*stamp));
+    stamp->dev = st->st_dev;
+    stamp->ino = st->st_ino;
+    stamp->size = st->st_size;
+    stamp->mtime_ns = (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+    stamp->ctime_ns = (long long)st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec;
+}
+
+static int fileStampEqual(const ocspFileStamp *a, const ocspFileStamp *b) {
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns &&
+           a->ctime_ns == b->ctime_ns;
+}
+
+/* Read a file of at most max bytes. Returns the bytes, or NULL with errno
+ * set (EFBIG when larger); *stamp describes what was read. */
+static sds readSmallFile(const char *path, size_t max, ocspFileStamp *stamp) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) return NULL;
+    struct stat st;
+    sds data = NULL;
+    if (fstat(fd, &st) == -1) goto done;
+    if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+        errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+        goto done;
     }
-    pthread_mutex_unlock(&worker.lock);
-    if (lookup) {
-        lookupFree(lookup);
-        return;
+    data = sdsnewlen(SDS_NOINIT, st.st_size);
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t n = read(fd, data + got, st.st_size - got);
+        if (n == -1 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += n;
     }
-    ssize_t written = write(worker.wake_fds[1], "r", 1);
+    sdssetlen(data, got);
+    if (stamp) fileStampOf(&st, stamp);
+done:
+    if (data == NULL) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+    } else {
+        close(fd);
+    }
+    return data;
+}
+
+/* Write a file the way a crash cannot leave half written: a temporary file
+ * in the same directory, fsync, rename, fsync of the directory. */
+static int writeFileAtomically(const char *path, const unsigned char *data, size_t len) {
+    sds tmp = sdscatfmt(sdsnew(path), ".tmp-%i", (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int ok = fd != -1;
+    for (size_t done = 0; ok && done < len;) {
+        ssize_t n = write(fd, data + done, len - done);
+        if (n == -1 && errno == EINTR) continue;
+        if (n <= 0)
+            ok = 0;
+        else
+            done += n;
+    }
+    ok = ok && valkey_fsync(fd) == 0;
+    int saved = errno;
+    if (fd != -1 && close(fd) == -1 && ok) {
+        ok = 0;
+        saved = errno;
+    }
+    if (ok && rename(tmp, path) == -1) {
+        ok = 0;
+        saved = errno;
+    }
+    if (!ok) unlink(tmp);
+    if (ok && fsyncFileDir(path) == -1) {
+        ok = 0;
+        saved = errno;
+    }
+    sdsfree(tmp);
+    errno = saved;
+    return ok;
+}
+
+static void workerWakeMainThread(void) {
+    ssize_t written = write(worker.wake_fds[1], "w", 1);
     UNUSED(written); /* A full pipe already holds a wake-up. */
 }
 
-/* The main thread is told that a lookup finished. */
-static void lookupDoneProc(struct aeEventLoop *el, int fd, void *client_data, int mask) {
+static void workerCheckFile(ocspFileCheck *check) {
+    struct stat st;
+    ocspFileStamp now;
+    if (stat(check->path, &st) == 0) {
+        fileStampOf(&st, &now);
+        if (fileStampEqual(&now, &check->seen)) {
+            check->result = OCSP_FILE_UNCHANGED;
+            return;
+        }
+    }
+    check->data = readSmallFile(check->path, OCSP_MAX_BODY_BYTES, &check->stamp);
+    check->result = check->data ? OCSP_FILE_CHANGED : OCSP_FILE_UNREADABLE;
+    check->error = check->data ? 0 : errno;
+}
+
+/* Runs in the bio worker, once per job: whatever waits, write first (it is
+ * quick), then the file check, then a lookup (which may hang). */
+void tlsOcspBackgroundJob(void) {
+    pthread_mutex_lock(&worker.lock);
+    ocspCacheWrite *write = worker.write_waiting;
+    ocspFileCheck *check = worker.check_waiting;
+    ocspLookup *lookup = worker.lookup_waiting;
+    worker.write_waiting = NULL;
+    worker.check_waiting = NULL;
+    worker.lookup_waiting = NULL;
+    pthread_mutex_unlock(&worker.lock);
+
+    if (write) {
+        if (!writeFileAtomically(write->path, write->der, write->len)) {
+            atomic_fetch_add_explicit(&cache_write_failures, 1, memory_order_relaxed);
+            serverLog(LL_WARNING, "OCSP: cannot write the cache file %s: %s; stapling is unaffected", write->path,
+                      strerror(errno));
+        }
+        cacheWriteFree(write);
+    }
+    if (check) workerCheckFile(check);
+    if (lookup) {
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+        lookup->gai_error = getaddrinfo(lookup->host, lookup->port, &hints, &lookup->result);
+    }
+
+    bool wake = check != NULL;
+    pthread_mutex_lock(&worker.lock);
+    if (check) {
+        fileCheckFree(worker.check_done);
+        worker.check_done = check;
+    }
+    if (lookup && lookup->id == worker.lookup_wanted) {
+        lookupFree(worker.lookup_done);
+        worker.lookup_done = lookup;
+        lookup = NULL;
+        wake = true;
+    }
+    pthread_mutex_unlock(&worker.lock);
+    lookupFree(lookup); /* Nobody waits for it any more. */
+    if (wake) workerWakeMainThread();
+}
+
+/* The worker finished something: hand it to whoever waits. */
+static void workerDoneProc(struct aeEventLoop *el, int fd, void *client_data, int mask) {
     UNUSED(el);
     UNUSED(client_data);
     UNUSED(mask);
@@ -603,21 +814,23 @@ static void lookupDoneProc(struct aeEventLoop *el, int fd, void *client_data, in
     while (read(fd, drain, sizeof(drain)) > 0);
 
     pthread_mutex_lock(&worker.lock);
-    ocspLookup *lookup = worker.done;
-    worker.done = NULL;
+    ocspLookup *lookup = worker.lookup_done;
+    ocspFileCheck *check = worker.check_done;
+    worker.lookup_done = NULL;
+    worker.check_done = NULL;
     pthread_mutex_unlock(&worker.lock);
-    if (!lookup) return;
-    if (ocsp.fetch && ocsp.fetch->lookup_id == lookup->id) {
+    if (lookup && ocsp.fetch && ocsp.fetch->lookup_id == lookup->id) {
         fetchResolved(ocsp.fetch, lookup->gai_error, lookup->result);
         lookup->result = NULL;
     }
     lookupFree(lookup);
+    if (check) responseFileChecked(check);
 }
 
 static int workerWakePipeReady(void) {
     if (worker.wake_fds[0] != -1) return 1;
     if (anetPipe(worker.wake_fds, O_CLOEXEC | O_NONBLOCK, O_CLOEXEC | O_NONBLOCK) == -1) return 0;
-    if (aeCreateFileEvent(server.el, worker.wake_fds[0], AE_READABLE, lookupDoneProc, NULL) == AE_ERR) {
+    if (aeCreateFileEvent(server.el, worker.wake_fds[0], AE_READABLE, workerDoneProc, NULL) == AE_ERR) {
         close(worker.wake_fds[0]);
         close(worker.wake_fds[1]);
         worker.wake_fds[0] = worker.wake_fds[1] = -1;
@@ -626,36 +839,70 @@ static int workerWakePipeReady(void) {
     return 1;
 }
 
+/* Put work in its slot, replacing work of the same kind that still waits.
+ * A job is queued whenever work waits, so only an empty slot needs one.
+ * Called with worker.lock held; returns the replaced work. */
+static void *workerPut(void **slot, void *work, bool *queue_job) {
+    void *replaced = *slot;
+    *slot = work;
+    *queue_job = replaced == NULL;
+    return replaced;
+}
+
 /* Ask the worker to resolve host:port. Returns the lookup's id, 0 on failure. */
 static unsigned long long lookupSubmit(const char *host, const char *port) {
     if (!workerWakePipeReady()) return 0;
     ocspLookup *lookup = zcalloc(sizeof(*lookup));
     lookup->host = zstrdup(host);
     lookup->port = zstrdup(port);
+    bool queue_job;
     pthread_mutex_lock(&worker.lock);
-    lookup->id = ++worker.last_id;
-    /* A job is queued whenever a lookup waits: replace it, no new job. */
-    ocspLookup *replaced = worker.waiting;
-    worker.waiting = lookup;
-    worker.wanted = lookup->id;
+    lookup->id = ++worker.last_lookup_id;
+    worker.lookup_wanted = lookup->id;
+    ocspLookup *replaced = workerPut((void **)&worker.lookup_waiting, lookup, &queue_job);
     pthread_mutex_unlock(&worker.lock);
-    if (replaced) {
-        lookupFree(replaced);
-    } else {
-        bioCreateTlsOcspJob();
-    }
+    lookupFree(replaced);
+    if (queue_job) bioCreateTlsOcspJob();
     return lookup->id;
 }
 
 /* Nobody waits for a lookup any more (the fetch ended). */
 static void lookupCancel(void) {
     pthread_mutex_lock(&worker.lock);
-    ocspLookup *waiting = worker.waiting, *done = worker.done;
-    worker.waiting = worker.done = NULL;
-    worker.wanted = 0;
+    ocspLookup *waiting = worker.lookup_waiting, *done = worker.lookup_done;
+    worker.lookup_waiting = worker.lookup_done = NULL;
+    worker.lookup_wanted = 0;
     pthread_mutex_unlock(&worker.lock);
     lookupFree(waiting);
     lookupFree(done);
+}
+
+static void cacheWriteSubmit(sds path, const unsigned char *der, size_t len) {
+    ocspCacheWrite *write = zmalloc(sizeof(*write) + len);
+    write->path = path;
+    write->len = len;
+    memcpy(write->der, der, len);
+    bool queue_job;
+    pthread_mutex_lock(&worker.lock);
+    ocspCacheWrite *replaced = workerPut((void **)&worker.write_waiting, write, &queue_job);
+    pthread_mutex_unlock(&worker.lock);
+    cacheWriteFree(replaced);
+    if (queue_job) bioCreateTlsOcspJob();
+}
+
+/* Returns 0 when the worker cannot be reached. */
+static int fileCheckSubmit(const char *path, const ocspFileStamp *seen) {
+    if (!workerWakePipeReady()) return 0;
+    ocspFileCheck *check = zcalloc(sizeof(*check));
+    check->path = sdsnew(path);
+    check->seen = *seen;
+    bool queue_job;
+    pthread_mutex_lock(&worker.lock);
+    ocspFileCheck *replaced = workerPut((void **)&worker.check_waiting, check, &queue_job);
+    pthread_mutex_unlock(&worker.lock);
+    fileCheckFree(replaced);
+    if (queue_job) bioCreateTlsOcspJob();
+    return 1;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -663,6 +910,7 @@ static void lookupCancel(void) {
 
 static void fetchFinish(ocspFetch *f, ocspError err, const char *detail);
 static void fetchConnectNext(ocspFetch *f);
+static void fetchRetryWithPost(ocspFetch *f, const char *refusal);
 
 static void fetchUnwatch(ocspFetch *f) {
     if (f->fd != -1 && f->watched_mask) aeDeleteFileEvent(server.el, f->fd, f->watched_mask);
@@ -687,6 +935,7 @@ static void fetchFree(ocspFetch *f) {
     zfree(f->host);
     zfree(f->port);
     sdsfree(f->request);
+    sdsfree(f->post_fallback);
     zfree(f->buf);
     zfree(f);
 }
@@ -744,7 +993,7 @@ static ocspError fetchCheckHeaders(ocspFetch *f, char *detail, size_t detail_len
         return OCSP_ERR_MALFORMED;
     }
     if (strncmp(status_line + 9, "200", 3) != 0) {
-        snprintf(detail, detail_len, "'%.*s'", status_len, status_line);
+        snprintf(detail, detail_len, "%s answered '%.*s'", f->method, status_len, status_line);
         return OCSP_ERR_HTTP_STATUS;
     }
 
@@ -820,6 +1069,10 @@ static void fetchReadProc(struct aeEventLoop *el, int fd, void *client_data, int
         if (!end) return;
         f->body_start = end + 4 - f->buf;
         ocspError err = fetchCheckHeaders(f, detail, sizeof(detail));
+        if (err == OCSP_ERR_HTTP_STATUS && f->post_fallback) {
+            fetchRetryWithPost(f, detail);
+            return;
+        }
         if (err != OCSP_ERR_NONE) {
             fetchFinish(f, err, detail);
             return;
@@ -867,35 +1120,99 @@ static void fetchWriteProc(struct aeEventLoop *el, int fd, void *client_data, in
     if (!fetchWatch(f, AE_READABLE, fetchReadProc)) fetchFinish(f, OCSP_ERR_INTERNAL, "cannot watch the socket");
 }
 
-/* The HTTP/1.0 POST of the DER request for our certificate. */
-static sds buildRequest(const ocspSubject *s) {
+/* The DER OCSP request for our certificate (no nonce: responders such as
+ * Microsoft ADCS refuse nonces by default). */
+static int encodeRequest(const ocspSubject *s, unsigned char **der) {
     OCSP_REQUEST *request = OCSP_REQUEST_new();
     OCSP_CERTID *certid = request ? OCSP_CERTID_dup(s->certid) : NULL;
     if (certid && !OCSP_request_add0_id(request, certid)) {
         OCSP_CERTID_free(certid);
         certid = NULL;
     }
-    unsigned char *der = NULL;
-    int der_len = certid ? i2d_OCSP_REQUEST(request, &der) : -1;
+    int len = certid ? i2d_OCSP_REQUEST(request, der) : -1;
     OCSP_REQUEST_free(request);
-    if (der_len <= 0) return NULL;
+    return len;
+}
 
+static sds base64(const unsigned char *data, size_t len) {
+    sds out = sdsnewlen(SDS_NOINIT, 4 * ((len + 2) / 3));
+    int n = EVP_EncodeBlock((unsigned char *)out, data, (int)len);
+    sdssetlen(out, n);
+    return out;
+}
+
+/* The HTTP/1.0 request: a GET when the URL-encoded base64 of the request
+ * fits in 255 bytes (RFC 5019 section 5: caches in front of responders
+ * answer it), else (or when get is false) a POST; NULL when a GET cannot be
+ * made. Through a proxy, the target is the absolute URL, and the proxy's
+ * credentials go in Proxy-Authorization. */
+static sds buildRequest(const ocspSubject *s, const ocspUrl *proxy, const unsigned char *der, int der_len, bool get) {
     const ocspUrl *url = &s->responder;
     sds host = strchr(url->host, ':') ? sdscatfmt(sdsempty(), "[%S]", url->host) : sdsdup(url->host);
     if (strcmp(url->port, "80") != 0) host = sdscatfmt(host, ":%S", url->port);
-    sds req = sdscatfmt(sdsempty(),
-                        "POST %S HTTP/1.0\r\n"
-                        "Host: %S\r\n"
+    sds target = proxy ? sdscatfmt(sdsempty(), "http://%S%S", host, url->path) : sdsdup(url->path);
+    if (get) {
+        sds encoded = base64(der, der_len), escaped = sdsempty();
+        for (size_t i = 0; i < sdslen(encoded); i++) {
+            char ch = encoded[i];
+            escaped = ch == '+'   ? sdscat(escaped, "%2B")
+                      : ch == '/' ? sdscat(escaped, "%2F")
+                      : ch == '=' ? sdscat(escaped, "%3D")
+                                  : sdscatlen(escaped, &ch, 1);
+        }
+        sdsfree(encoded);
+        if (sdslen(escaped) > 255) {
+            sdsfree(escaped);
+            sdsfree(target);
+            sdsfree(host);
+            return NULL;
+        }
+        if (target[sdslen(target) - 1] != '/') target = sdscat(target, "/");
+        target = sdscatsds(target, escaped);
+        sdsfree(escaped);
+    }
+    sds req = sdscatfmt(sdsempty(), "%s %S HTTP/1.0\r\nHost: %S\r\n", get ? "GET" : "POST", target, host);
+    if (proxy && proxy->userinfo) {
+        sds credentials = base64((unsigned char *)proxy->userinfo, sdslen(proxy->userinfo));
+        req = sdscatfmt(req, "Proxy-Authorization: Basic %S\r\n", credentials);
+        sdsfree(credentials);
+    }
+    if (get) {
+        req = sdscat(req, "Accept: application/ocsp-response\r\nConnection: close\r\n\r\n");
+    } else {
+        req = sdscatfmt(req,
                         "Content-Type: application/ocsp-request\r\n"
                         "Accept: application/ocsp-response\r\n"
                         "Content-Length: %i\r\n"
                         "Connection: close\r\n"
                         "\r\n",
-                        url->path, host, der_len);
-    req = sdscatlen(req, der, der_len);
+                        der_len);
+        req = sdscatlen(req, der, der_len);
+    }
+    sdsfree(target);
     sdsfree(host);
-    OPENSSL_free(der);
     return req;
+}
+
+/* The responder refused our GET: the same fetch asks again with POST, over
+ * a new connection, and so do later fetches to this responder. */
+static void fetchRetryWithPost(ocspFetch *f, const char *refusal) {
+    serverLog(LL_NOTICE, "OCSP: %s refused GET (%s); asking with POST from now on", ocsp.subject->url, refusal);
+    ocsp.subject->post_only = true;
+    fetchUnwatch(f);
+    close(f->fd);
+    f->fd = -1;
+    sdsfree(f->request);
+    f->request = f->post_fallback;
+    f->post_fallback = NULL;
+    f->method = "POST";
+    f->request_sent = 0;
+    zfree(f->buf);
+    f->buf = NULL;
+    f->received = f->body_start = 0;
+    f->next_address = f->addresses;
+    f->connect_errno = 0;
+    fetchConnectNext(f);
 }
 
 static void fetchConnectedProc(struct aeEventLoop *el, int fd, void *client_data, int mask) {
@@ -972,16 +1289,37 @@ static long long fetchBeginProc(struct aeEventLoop *el, long long id, void *clie
 
 static void fetchStart(void) {
     ocspSubject *s = ocsp.subject;
+    const char *proxy_config = server.tls_ocsp_config.proxy, *err;
+    ocspUrl proxy = {0};
+    bool via_proxy = proxy_config && ocspUrlParse(proxy_config, &proxy, 1, &err);
     ocspFetch *f = zcalloc(sizeof(*f));
     f->phase = OCSP_FETCH_STARTING;
     f->fd = -1;
     f->start_timer = f->timeout_timer = AE_ERR;
-    f->host = zstrdup(s->responder.host);
-    f->port = zstrdup(s->responder.port);
+    f->host = zstrdup(via_proxy ? proxy.host : s->responder.host);
+    f->port = zstrdup(via_proxy ? proxy.port : s->responder.port);
     ocsp.fetch = f;
     ocsp.fetch_scheduled = false;
-    serverLog(LL_VERBOSE, "OCSP: querying %s for the server certificate", s->url);
-    f->request = buildRequest(s);
+
+    unsigned char *der = NULL;
+    int der_len = encodeRequest(s, &der);
+    if (der_len > 0) {
+        sds get = s->post_only ? NULL : buildRequest(s, via_proxy ? &proxy : NULL, der, der_len, true);
+        sds post = buildRequest(s, via_proxy ? &proxy : NULL, der, der_len, false);
+        f->method = get ? "GET" : "POST";
+        f->request = get ? get : post;
+        f->post_fallback = get ? post : NULL;
+    }
+    OPENSSL_free(der);
+    if (via_proxy) {
+        sds shown = tlsOcspGetProxy(NULL);
+        serverLog(LL_VERBOSE, "OCSP: querying %s for the server certificate (%s, through %s)", s->url, f->method,
+                  shown);
+        sdsfree(shown);
+    } else if (f->request) {
+        serverLog(LL_VERBOSE, "OCSP: querying %s for the server certificate (%s)", s->url, f->method);
+    }
+    ocspUrlClear(&proxy);
     if (!f->request) {
         fetchFinish(f, OCSP_ERR_INTERNAL, "cannot build the OCSP request");
         return;
@@ -1120,52 +1458,118 @@ static ocspError verifyResponse(const ocspSubject *s,
 }
 
 /* ------------------------------------------------------------------------- */
-/* Outcome of a fetch.                                                        */
+/* Outcomes: a verified response is published, a failure counted.            */
 
-static void recordFailure(ocspError err, const char *detail) {
+static bool responseFileMode(void) {
+    return server.tls_ocsp_config.response_file != NULL;
+}
+
+/* name, relative to dir (the working directory) unless absolute. */
+static sds absolutePath(const char *name) {
+    if (name[0] == '/') return sdsnew(name);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof(cwd))) return NULL;
+    return sdscatfmt(sdsnew(cwd), "/%s", name);
+}
+
+static sds cacheFilePath(void) {
+    const char *name = server.tls_ocsp_config.cache_file;
+    return name && name[0] ? absolutePath(name) : NULL;
+}
+
+static void forgetHeld(void) {
+    zfree(ocsp.held);
+    ocsp.held = NULL;
+}
+
+/* Make a verified response the one clients get. A response issued "in the
+ * future" by a responder whose clock runs ahead (within the allowed skew)
+ * waits for its thisUpdate while a valid one is stapled, so that clients
+ * with strict clocks never get it early. */
+static void publishResponse(const ocspResponseInfo *info, const unsigned char *der, ocspSource source) {
+    forgetHeld();
+    if (info->this_update > mstime() && ocsp.cache_state == OCSP_CACHE_STAPLED) {
+        ocsp.held = zmalloc(sizeof(*ocsp.held) + info->bytes);
+        ocsp.held->info = *info;
+        ocsp.held->source = source;
+        memcpy(ocsp.held->der, der, info->bytes);
+        return;
+    }
+    staplePublish(stapleCreate(ocsp.subject->cert, info->expires, der, info->bytes));
+    ocsp.cache_state = OCSP_CACHE_STAPLED;
+    ocsp.cached = *info;
+    ocsp.source = source;
+    ocsp.margin_warned = false;
+}
+
+/* The held response's time has come. */
+static void publishHeldIfDue(void) {
+    if (!ocsp.held || mstime() < ocsp.held->info.this_update) return;
+    ocspHeldResponse *held = ocsp.held;
+    ocsp.held = NULL;
+    publishResponse(&held->info, held->der, held->source);
+    zfree(held);
+}
+
+static void recordFailure(ocspError err, const char *detail, ocspSource source) {
     mstime_t now = mstime();
+    const char *cached = ocsp.cache_state == OCSP_CACHE_STAPLED ? "the cached response stays stapled until it expires"
+                                                                : "nothing is stapled";
     ocsp.fetches_failed++;
     ocsp.consecutive_failures++;
     ocsp.last_error = err;
+    if (source == OCSP_SOURCE_FILE) {
+        serverLog(LL_WARNING, "OCSP: tls-ocsp-response-file %s refused: %s (%s); %s",
+                  server.tls_ocsp_config.response_file, ocsp_error_names[err], detail, cached);
+        return;
+    }
     ocsp.last_outcome = OCSP_OUTCOME_FAILED;
     ocsp.last_attempt_at = now;
     scheduleFetchAt(nextFetchAfterFailure(now));
     serverLog(LL_WARNING, "OCSP: fetch from %s failed: %s (%s); %s; retrying in %lld s (failure %d in a row)",
-              ocsp.subject->url, ocsp_error_names[err], detail,
-              ocsp.cache_state == OCSP_CACHE_STAPLED ? "the cached response stays stapled until it expires"
-                                                     : "nothing is stapled",
-              secondsUntilNextFetch(now), ocsp.consecutive_failures);
+              ocsp.subject->url, ocsp_error_names[err], detail, cached, secondsUntilNextFetch(now),
+              ocsp.consecutive_failures);
 }
 
-static void recordSuccess(const ocspResponseInfo *info, const unsigned char *der) {
-    mstime_t now = mstime();
-    staplePublish(stapleCreate(ocsp.subject->cert, info->expires, der, info->bytes));
-    ocsp.cache_state = OCSP_CACHE_STAPLED;
-    ocsp.cached = *info;
-    ocsp.last_success_at = now;
-    ocsp.fetches_ok++;
-    ocsp.consecutive_failures = 0;
-    ocsp.last_error = OCSP_ERR_NONE;
-    ocsp.last_outcome = OCSP_OUTCOME_SUCCEEDED;
-    ocsp.last_attempt_at = now;
-    scheduleFetchAt(nextFetchAfterSuccess(now));
-
+/* One log line for a verified response from the responder or the file. */
+static void logResponse(const ocspResponseInfo *info, const char *verb, const char *origin, const char *next) {
     char this_update[32], next_update[32] = "none";
     formatTime(info->this_update, this_update, sizeof(this_update));
     if (info->next_update) formatTime(info->next_update, next_update, sizeof(next_update));
-    long long refresh_in = secondsUntilNextFetch(now);
     if (info->cert_status == V_OCSP_CERTSTATUS_REVOKED) {
         char revoked_at[32];
         formatTime(info->revoked_at, revoked_at, sizeof(revoked_at));
         serverLog(LL_WARNING,
                   "OCSP: the server certificate is REVOKED (at %s, reason: %s), says %s; stapling the revoked "
-                  "status. Replace the certificate. thisUpdate %s, nextUpdate %s, next refresh in %lld s",
-                  revoked_at, OCSP_crl_reason_str(info->revocation_reason), ocsp.subject->url, this_update,
-                  next_update, refresh_in);
+                  "status. Replace the certificate. thisUpdate %s, nextUpdate %s%s",
+                  revoked_at, OCSP_crl_reason_str(info->revocation_reason), origin, this_update, next_update, next);
     } else {
-        serverLog(LL_NOTICE, "OCSP: fetched a %s response from %s: thisUpdate %s, nextUpdate %s, next refresh in %lld s",
-                  certStatusName(info->cert_status), ocsp.subject->url, this_update, next_update, refresh_in);
+        serverLog(LL_NOTICE, "OCSP: %s a %s response from %s: thisUpdate %s, nextUpdate %s%s", verb,
+                  certStatusName(info->cert_status), origin, this_update, next_update, next);
     }
+}
+
+static void recordSuccess(const ocspResponseInfo *info, const unsigned char *der, ocspSource source) {
+    mstime_t now = mstime();
+    publishResponse(info, der, source);
+    ocsp.last_success_at = now;
+    ocsp.fetches_ok++;
+    ocsp.consecutive_failures = 0;
+    ocsp.last_error = OCSP_ERR_NONE;
+    if (source == OCSP_SOURCE_FILE) {
+        sds origin = sdscatfmt(sdsempty(), "tls-ocsp-response-file %s", server.tls_ocsp_config.response_file);
+        logResponse(info, "read", origin, "");
+        sdsfree(origin);
+        return;
+    }
+    ocsp.last_outcome = OCSP_OUTCOME_SUCCEEDED;
+    ocsp.last_attempt_at = now;
+    scheduleFetchAt(nextFetchAfterSuccess(now));
+    sds path = cacheFilePath();
+    if (path) cacheWriteSubmit(path, der, info->bytes);
+    char next[64];
+    snprintf(next, sizeof(next), ", next refresh in %lld s", secondsUntilNextFetch(now));
+    logResponse(info, "fetched", ocsp.subject->url, next);
 }
 
 /* Every fetch ends here, exactly once: the context goes, then the answer (if
@@ -1181,10 +1585,113 @@ static void fetchFinish(ocspFetch *f, ocspError err, const char *detail) {
         detail = verify_detail;
     }
     /* The detail may point into the fetch: log before freeing it. */
-    if (err != OCSP_ERR_NONE) recordFailure(err, detail);
+    if (err != OCSP_ERR_NONE) recordFailure(err, detail, OCSP_SOURCE_RESPONDER);
     forgetFetch();
-    if (err == OCSP_ERR_NONE) recordSuccess(&info, staple_der);
+    if (err == OCSP_ERR_NONE) recordSuccess(&info, staple_der, OCSP_SOURCE_RESPONDER);
     OPENSSL_free(staple_der);
+}
+
+/* At start and after a certificate change: staple the response cached by an
+ * earlier run at once if it is still valid for this certificate, and let the
+ * margin rule, not the restart, decide when to fetch. A small local file,
+ * read like the certificate files. */
+static void cacheLoad(void) {
+    sds path = cacheFilePath();
+    if (!path) return;
+    sds der = readSmallFile(path, OCSP_MAX_BODY_BYTES, NULL);
+    if (!der) {
+        serverLog(LL_NOTICE, "OCSP: no cached response to staple from %s (%s)", path, strerror(errno));
+        sdsfree(path);
+        return;
+    }
+    char detail[OCSP_DETAIL_LEN] = "";
+    ocspResponseInfo info = {0};
+    unsigned char *staple_der = NULL;
+    ocspError err = verifyResponse(ocsp.subject, (unsigned char *)der, sdslen(der), &info, &staple_der, detail,
+                                   sizeof(detail));
+    if (err != OCSP_ERR_NONE) {
+        serverLog(LL_NOTICE, "OCSP: ignoring the cache file %s: %s (%s)", path, ocsp_error_names[err], detail);
+    } else {
+        mstime_t now = mstime();
+        publishResponse(&info, staple_der, OCSP_SOURCE_CACHE);
+        ocsp.last_outcome = OCSP_OUTCOME_SUCCEEDED;
+        ocsp.last_attempt_at = now;
+        scheduleFetchAt(nextFetchAfterSuccess(now));
+        char next[64];
+        snprintf(next, sizeof(next), ", next refresh in %lld s", secondsUntilNextFetch(now));
+        sds origin = sdscatfmt(sdsempty(), "the cache file %s", path);
+        logResponse(&info, "stapling", origin, next);
+        sdsfree(origin);
+    }
+    OPENSSL_free(staple_der);
+    sdsfree(der);
+    sdsfree(path);
+}
+
+/* Look at tls-ocsp-response-file about once a second, in the worker. */
+static void maybeCheckResponseFile(void) {
+    mstime_t now = mstime();
+    if (ocsp.file_check_in_flight || now < ocsp.next_file_check_at) return;
+    sds path = absolutePath(server.tls_ocsp_config.response_file);
+    if (path && fileCheckSubmit(path, &ocsp.file_seen)) ocsp.file_check_in_flight = true;
+    ocsp.next_file_check_at = now + 1000;
+    sdsfree(path);
+}
+
+/* The worker looked at the response file. */
+static void responseFileChecked(ocspFileCheck *check) {
+    ocsp.file_check_in_flight = false;
+    sds path = responseFileMode() ? absolutePath(server.tls_ocsp_config.response_file) : NULL;
+    bool current = path && ocsp.subject && server.tls_ocsp_config.enabled && !strcmp(path, check->path);
+    sdsfree(path);
+    if (!current || check->result == OCSP_FILE_UNCHANGED) {
+        fileCheckFree(check);
+        return;
+    }
+    if (check->result == OCSP_FILE_UNREADABLE) {
+        memset(&ocsp.file_seen, 0, sizeof(ocsp.file_seen)); /* Read it again once it is back. */
+        if (!ocsp.file_unreadable_logged) {
+            serverLog(LL_WARNING, "OCSP: cannot read tls-ocsp-response-file %s: %s; %s",
+                      server.tls_ocsp_config.response_file,
+                      check->error == EFBIG ? "larger than 64 KiB" : strerror(check->error),
+                      ocsp.cache_state == OCSP_CACHE_STAPLED ? "the cached response stays stapled until it expires"
+                                                             : "nothing is stapled");
+            ocsp.file_unreadable_logged = true;
+            ocsp.last_error = OCSP_ERR_FILE_UNREADABLE;
+        }
+        fileCheckFree(check);
+        return;
+    }
+    ocsp.file_seen = check->stamp;
+    ocsp.file_unreadable_logged = false;
+    char detail[OCSP_DETAIL_LEN] = "";
+    ocspResponseInfo info = {0};
+    unsigned char *staple_der = NULL;
+    ocspError err = verifyResponse(ocsp.subject, (unsigned char *)check->data, sdslen(check->data), &info,
+                                   &staple_der, detail, sizeof(detail));
+    if (err != OCSP_ERR_NONE) {
+        recordFailure(err, detail, OCSP_SOURCE_FILE);
+    } else {
+        recordSuccess(&info, staple_der, OCSP_SOURCE_FILE);
+    }
+    OPENSSL_free(staple_der);
+    fileCheckFree(check);
+}
+
+/* A response from a file cannot refresh itself: say once when it is within
+ * its refresh margin, so that whoever supplies it knows. */
+static void warnIfResponseFileDue(void) {
+    if (!responseFileMode() || ocsp.cache_state != OCSP_CACHE_STAPLED || ocsp.margin_warned) return;
+    mstime_t window = ocsp.cached.expires - ocsp.cached.this_update;
+    mstime_t due = ocsp.cached.expires - window * server.tls_ocsp_config.refresh_margin / 100;
+    if (mstime() < due) return;
+    char when[32];
+    formatTime(ocsp.cached.expires, when, sizeof(when));
+    serverLog(LL_WARNING,
+              "OCSP: the response in tls-ocsp-response-file %s is within its refresh margin and expires at %s; "
+              "supply a fresh one",
+              server.tls_ocsp_config.response_file, when);
+    ocsp.margin_warned = true;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1193,7 +1700,9 @@ static void fetchFinish(ocspFetch *f, ocspError err, const char *detail) {
 /* Forget the cached response (certificate change, stapling off). */
 static void forgetResponse(void) {
     staplePublish(NULL);
+    forgetHeld();
     ocsp.cache_state = OCSP_CACHE_EMPTY;
+    ocsp.source = OCSP_SOURCE_NONE;
     memset(&ocsp.cached, 0, sizeof(ocsp.cached));
 }
 
@@ -1235,6 +1744,9 @@ static void ensureSubject(void) {
         ocsp.last_error = err;
         return;
     }
+    if (responseFileMode()) return; /* No fetches: the file is read. */
+    if (ocsp.cache_load_due && ocsp.cache_state == OCSP_CACHE_EMPTY) cacheLoad();
+    ocsp.cache_load_due = false;
     if (!ocsp.subject->url) {
         serverLog(LL_NOTICE, "OCSP stapling: %s; %s",
                   server.tls_ocsp_config.responder ? "tls-ocsp-responder is not a usable http:// URL"
@@ -1250,7 +1762,12 @@ static void ensureSubject(void) {
 
 static void maybeFetchNow(void) {
     ensureSubject();
-    if (!server.tls_ocsp_config.enabled || ocsp.fetch || !ocsp.subject || !ocsp.subject->url) return;
+    if (!server.tls_ocsp_config.enabled || !ocsp.subject) return;
+    if (responseFileMode()) {
+        if (server.el) maybeCheckResponseFile();
+        return;
+    }
+    if (ocsp.fetch || !ocsp.subject->url) return;
     if (!ocsp.fetch_scheduled || mstime() < ocsp.next_fetch_at || !server.el) return;
     fetchStart();
 }
@@ -1266,6 +1783,8 @@ void tlsOcspCron(void) {
         staplePublish(NULL);
         ocsp.cache_state = OCSP_CACHE_EXPIRED;
     }
+    publishHeldIfDue();
+    warnIfResponseFileDue();
     maybeFetchNow();
 }
 
@@ -1289,6 +1808,7 @@ void tlsOcspServerContextChanged(struct ssl_ctx_st *ctx) {
         ocspError err;
         ocspSubject *s = subjectCreate(ctx, server.tls_ocsp_config.responder, &err);
         if (s) {
+            s->post_only = ocsp.subject->post_only;
             subjectFree(ocsp.subject);
             ocsp.subject = s;
             return;
@@ -1297,6 +1817,7 @@ void tlsOcspServerContextChanged(struct ssl_ctx_st *ctx) {
     if (ocsp.subject || ocsp.cache_state != OCSP_CACHE_EMPTY)
         serverLog(LL_NOTICE, "OCSP: the server certificate changed; dropping its response and fetching anew");
     forgetAll();
+    ocsp.cache_load_due = true;
     maybeFetchNow();
 }
 
@@ -1325,6 +1846,24 @@ int tlsOcspApplyResponder(const char **err) {
     return 1;
 }
 
+/* Forget what was read from the response file, so that it is read again. */
+static void forgetResponseFile(void) {
+    memset(&ocsp.file_seen, 0, sizeof(ocsp.file_seen));
+    ocsp.file_unreadable_logged = false;
+    ocsp.next_file_check_at = 0;
+}
+
+/* CONFIG SET tls-ocsp-response-file or tls-ocsp-proxy: where responses come
+ * from changed. The cached response stays (it is about our certificate);
+ * the new source is asked at once. */
+int tlsOcspApplySource(const char **err) {
+    UNUSED(err);
+    forgetSubject();
+    forgetResponseFile();
+    maybeFetchNow();
+    return 1;
+}
+
 /* CONFIG SET of the margin, delay, timeout or interval: the next fetch moves
  * as if the last outcome had happened under the new values. */
 int tlsOcspApplySchedule(const char **err) {
@@ -1337,7 +1876,7 @@ int tlsOcspApplySchedule(const char **err) {
 static const char *stapleStatusName(void) {
     if (!server.tls_ocsp_config.enabled) return "disabled";
     if (ocsp.cache_state == OCSP_CACHE_STAPLED) return certStatusName(ocsp.cached.cert_status);
-    if (ocsp.subject && !ocsp.subject->url) return "no_responder";
+    if (!responseFileMode() && ocsp.subject && !ocsp.subject->url) return "no_responder";
     if (ocsp.cache_state == OCSP_CACHE_EXPIRED) return "expired";
     return "none";
 }
@@ -1369,15 +1908,54 @@ sds tlsOcspInfo(sds info) {
                         "tls_ocsp_consecutive_failures:%d\r\n"
                         "tls_ocsp_last_error:%s\r\n"
                         "tls_ocsp_staples_sent:%lld\r\n"
-                        "tls_ocsp_response_bytes:%zu\r\n",
+                        "tls_ocsp_response_bytes:%zu\r\n"
+                        "tls_ocsp_source:%s\r\n"
+                        "tls_ocsp_cache_write_failures:%lld\r\n",
                         cfg->enabled ? "enabled" : "disabled", stapleStatusName(), responder,
                         ocsp.cached.this_update / 1000, ocsp.cached.next_update / 1000, expires_in, refresh_in,
                         ocsp.last_success_at / 1000, ocsp.fetches_ok, ocsp.fetches_failed, ocsp.consecutive_failures,
                         ocsp_error_names[ocsp.last_error], atomic_load_explicit(&staples_sent, memory_order_relaxed),
-                        ocsp.cache_state == OCSP_CACHE_STAPLED ? ocsp.cached.bytes : 0);
+                        ocsp.cache_state == OCSP_CACHE_STAPLED ? ocsp.cached.bytes : 0,
+                        ocsp_source_names[ocsp.cache_state == OCSP_CACHE_STAPLED ? ocsp.source : OCSP_SOURCE_NONE],
+                        atomic_load_explicit(&cache_write_failures, memory_order_relaxed));
+}
+
+/* OCSP REFRESH: fetch now (or read the response file again), unless a fetch
+ * is in flight; the outcome shows in INFO and the log as for any fetch. */
+static void ocspRefreshCommand(client *c) {
+    if (!server.tls_ocsp_config.enabled) {
+        addReplyError(c, "OCSP stapling is disabled (tls-ocsp-stapling no)");
+        return;
+    }
+    ensureSubject();
+    if (!ocsp.subject) {
+        addReplyErrorFormat(c, "OCSP stapling is not set up: %s",
+                            ocsp.server_ctx ? ocsp_error_names[ocsp.subject_error] : "TLS is not configured");
+        return;
+    }
+    if (responseFileMode()) {
+        forgetResponseFile();
+    } else if (!ocsp.subject->url) {
+        addReplyError(c, "no OCSP responder: the certificate names no http:// OCSP URL and tls-ocsp-responder is "
+                         "not set");
+        return;
+    } else if (!ocsp.fetch) {
+        scheduleFetchAt(mstime());
+    }
+    maybeFetchNow();
+    addReply(c, shared.ok);
 }
 
 #else /* Built without TLS, or with TLS as a module: stapling is unavailable. */
+
+static void ocspRefreshCommand(client *c) {
+    addReplyError(c, "OCSP stapling needs a server built with BUILD_TLS=yes");
+}
+
+int tlsOcspApplySource(const char **err) {
+    UNUSED(err);
+    return 1;
+}
 
 int tlsOcspApplyStapling(const char **err) {
     if (!server.tls_ocsp_config.enabled) return 1;
@@ -1425,10 +2003,75 @@ void tlsOcspInitConfig(void) {
     server.tls_ocsp_config.refresh_margin = TLS_OCSP_DEFAULT_REFRESH_MARGIN;
 }
 
+void ocspCommand(client *c) {
+    if (c->argc == 2 && !strcasecmp(objectGetVal(c->argv[1]), "help")) {
+        const char *help[] = {
+            "REFRESH",
+            "    Fetch the OCSP response for the server certificate now (or read tls-ocsp-response-file",
+            "    again). Replies at once; the outcome shows in INFO tls and the log.",
+            NULL};
+        addReplyHelp(c, help);
+    } else if (c->argc == 2 && !strcasecmp(objectGetVal(c->argv[1]), "refresh")) {
+        ocspRefreshCommand(c);
+    } else {
+        addReplySubcommandSyntaxError(c);
+    }
+}
+
+/* tls-ocsp-proxy: http://host:port, optionally http://user:password@host:port
+ * for Basic authentication. The password is never shown: CONFIG GET gets it
+ * as ***, CONFIG REWRITE writes it. */
+int tlsOcspSetProxy(struct standardConfig *config, sds *argv, int argc, const char **err) {
+    UNUSED(config);
+    if (argc != 1) {
+        *err = "wrong number of arguments";
+        return 0;
+    }
+    char **proxy = &server.tls_ocsp_config.proxy;
+    const char *value = argv[0][0] ? argv[0] : NULL;
+    if (value) {
+        ocspUrl url = {0};
+        if (!ocspUrlParse(value, &url, 1, err)) return 0;
+        int has_path = strcmp(url.path, "/") != 0;
+        ocspUrlClear(&url);
+        if (has_path) {
+            *err = "the proxy URL must be http://[user:password@]host:port, without a path";
+            return 0;
+        }
+    }
+    if ((!value && !*proxy) || (value && *proxy && !strcmp(value, *proxy))) return 2;
+    zfree(*proxy);
+    *proxy = value ? zstrdup(value) : NULL;
+    return 1;
+}
+
+sds tlsOcspGetProxy(struct standardConfig *config) {
+    UNUSED(config);
+    const char *proxy = server.tls_ocsp_config.proxy;
+    if (!proxy) return sdsempty();
+    /* http://user:password@host:port -> http://user:***@host:port */
+    const char *authority = proxy + 7, *at = strchr(authority, '@');
+    const char *colon = at ? memchr(authority, ':', at - authority) : NULL;
+    if (!colon) return sdsnew(proxy);
+    return sdscatfmt(sdsnewlen(proxy, colon + 1 - proxy), "***%s", at);
+}
+
+void tlsOcspRewriteProxy(struct standardConfig *config, const char *name, struct rewriteConfigState *state) {
+    UNUSED(config);
+    const char *proxy = server.tls_ocsp_config.proxy;
+    if (!proxy) {
+        rewriteConfigMarkAsProcessed(state, name);
+        return;
+    }
+    sds line = sdscatfmt(sdsempty(), "%s ", name);
+    line = sdscatrepr(line, proxy, strlen(proxy));
+    rewriteConfigRewriteLine(state, name, line, 1);
+}
+
 int tlsOcspIsValidResponder(char *val, const char **err) {
     if (val == NULL || val[0] == '\0') return 1;
     ocspUrl url = {0};
-    if (!ocspUrlParse(val, &url, err)) return 0;
+    if (!ocspUrlParse(val, &url, 0, err)) return 0;
     ocspUrlClear(&url);
     return 1;
 }

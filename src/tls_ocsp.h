@@ -25,6 +25,9 @@ typedef struct tlsOcspConfig {
     int response_timeout;     /* tls-ocsp-response-timeout, seconds per fetch */
     int max_refresh_interval; /* tls-ocsp-max-refresh-interval, seconds, 0 = no bound */
     char *responder;          /* tls-ocsp-responder, NULL = the certificate's AIA URL */
+    char *cache_file;         /* tls-ocsp-cache-file, relative to dir; "" = none */
+    char *response_file;      /* tls-ocsp-response-file, NULL = ask the responder */
+    char *proxy;              /* tls-ocsp-proxy, NULL = connect directly */
 } tlsOcspConfig;
 
 #define TLS_OCSP_DEFAULT_REFRESH_MARGIN 10
@@ -37,7 +40,11 @@ void tlsOcspInitConfig(void);
 int tlsOcspApplyStapling(const char **err);
 int tlsOcspApplyResponder(const char **err);
 int tlsOcspApplySchedule(const char **err);
+int tlsOcspApplySource(const char **err);
 int tlsOcspIsValidResponder(char *val, const char **err);
+int tlsOcspSetProxy(struct standardConfig *config, sds *argv, int argc, const char **err);
+sds tlsOcspGetProxy(struct standardConfig *config);
+void tlsOcspRewriteProxy(struct standardConfig *config, const char *name, struct rewriteConfigState *state);
 int tlsOcspSetRefreshMargin(struct standardConfig *config, sds *argv, int argc, const char **err);
 sds tlsOcspGetRefreshMargin(struct standardConfig *config);
 void tlsOcspRewriteRefreshMargin(struct standardConfig *config, const char *name, struct rewriteConfigState *state);
@@ -52,6 +59,10 @@ void tlsOcspServerContextChanged(struct ssl_ctx_st *ctx);
 void tlsOcspCron(void);
 sds tlsOcspInfo(sds info);
 void tlsOcspShutdown(void);
+
+/* OCSP REFRESH | HELP (commands.def). */
+struct client;
+void ocspCommand(struct client *c);
 
 /* Background hook (bio.c): the BIO_TLS_OCSP worker runs this for each job. */
 void tlsOcspBackgroundJob(void);

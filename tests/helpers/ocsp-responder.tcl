@@ -28,7 +28,8 @@
 #   truncated       a real response cut in half, with the full Content-Length
 #   hang            read the request, then never answer
 #
-# Every request is appended to PKI_DIR/responder.log as "<unix time> <mode>".
+# Every request is appended to PKI_DIR/responder.log as
+# "<unix time> <mode> <method>".
 
 set dir [lindex $argv 1]
 set ::hung {}
