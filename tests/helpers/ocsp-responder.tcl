@@ -27,6 +27,7 @@
 #   oversized       HTTP 200 with a 100 KiB body
 #   truncated       a real response cut in half, with the full Content-Length
 #   hang            read the request, then never answer
+#   noget           HTTP 405 to a GET, a real answer to a POST
 #
 # Every request is appended to PKI_DIR/responder.log as
 # "<unix time> <mode> <method>".
@@ -121,6 +122,13 @@ proc serve {chan addr port} {
         set mode [mode_line]
         log_request $mode $method
         set opts [lrange $mode 1 end]
+        if {[lindex $mode 0] eq "noget"} {
+            if {$method eq "GET"} {
+                set mode {http405}
+            } else {
+                set mode {openssl}
+            }
+        }
         switch -- [lindex $mode 0] {
             openssl {
                 set ctype application/ocsp-response
@@ -134,6 +142,9 @@ proc serve {chan addr port} {
                 set junk {}
                 for {set i 0} {$i < 20000} {incr i} { append junk [format %c [expr {int(rand() * 256)}]] }
                 puts -nonewline $chan $junk
+            }
+            http405 {
+                reply $chan "405 Method Not Allowed" text/plain "use POST\n"
             }
             http500 {
                 reply $chan "500 Internal Server Error" text/plain "responder is broken\n"
