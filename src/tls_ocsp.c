@@ -186,6 +186,9 @@ typedef enum ocspError {
     OCSP_ERR_NO_CERTIFICATE,    /* No server certificate to ask about. */
     OCSP_ERR_NO_RESPONDER,      /* No usable http:// responder URL. */
     OCSP_ERR_FILE_UNREADABLE,   /* tls-ocsp-response-file cannot be read. */
+    OCSP_ERR_NO_STAPLE,         /* A peer stapled nothing. */
+    OCSP_ERR_REVOKED,           /* A peer's certificate is revoked. */
+    OCSP_ERR_UNKNOWN_STATUS,    /* A peer's responder does not know its certificate. */
     OCSP_ERR_INTERNAL,          /* Resources or encoding. */
     OCSP_ERR_COUNT
 } ocspError;
@@ -209,6 +212,9 @@ static const char *const ocsp_error_names[OCSP_ERR_COUNT] = {
     [OCSP_ERR_NO_CERTIFICATE] = "no_certificate",
     [OCSP_ERR_NO_RESPONDER] = "no_responder",
     [OCSP_ERR_FILE_UNREADABLE] = "file_unreadable",
+    [OCSP_ERR_NO_STAPLE] = "no_staple",
+    [OCSP_ERR_REVOKED] = "revoked",
+    [OCSP_ERR_UNKNOWN_STATUS] = "unknown",
     [OCSP_ERR_INTERNAL] = "internal_error",
 };
 
@@ -265,14 +271,16 @@ static void staplePublish(ocspStaple *staple) {
     if (old) stapleRelease(old);
 }
 
+static int peerStatusCallback(SSL *ssl);
+
 /* SSL_CTX status callback, server side: staple when the client asked for
  * status (OpenSSL calls us only then), the response is about the certificate
  * this handshake presents, and it has not expired. */
 static int ocspStatusCallback(SSL *ssl, void *arg) {
     UNUSED(arg);
     /* The server context also makes outgoing connections when no client
-     * certificate is configured; we never request status there. */
-    if (!SSL_is_server(ssl)) return 1;
+     * certificate is configured. */
+    if (!SSL_is_server(ssl)) return peerStatusCallback(ssl);
 
     ocspStaple *staple = stapleAcquire();
     if (!staple) return SSL_TLSEXT_ERR_NOACK;
@@ -1304,7 +1312,9 @@ static void fetchStart(void) {
     unsigned char *der = NULL;
     int der_len = encodeRequest(s, &der);
     if (der_len > 0) {
-        sds get = s->post_only ? NULL : buildRequest(s, via_proxy ? &proxy : NULL, der, der_len, true);
+        /* A GET appends to the path: not after a query string. */
+        bool can_get = !s->post_only && !strchr(s->responder.path, '?');
+        sds get = can_get ? buildRequest(s, via_proxy ? &proxy : NULL, der, der_len, true) : NULL;
         sds post = buildRequest(s, via_proxy ? &proxy : NULL, der, der_len, false);
         f->method = get ? "GET" : "POST";
         f->request = get ? get : post;
@@ -1341,28 +1351,38 @@ static mstime_t asn1TimeToMs(const ASN1_GENERALIZEDTIME *t) {
 }
 
 /* Signature, certificate ID and validity of a basic response. */
-static ocspError checkBasicResponse(const ocspSubject *s,
-                                    OCSP_BASICRESP *basic,
+/* The validity we give our own responses without nextUpdate. */
+static mstime_t noNextUpdateValidity(void) {
+    int bound = server.tls_ocsp_config.max_refresh_interval;
+    return bound ? secondsToMs(bound) : OCSP_NO_NEXT_UPDATE_VALIDITY_MS;
+}
+
+/* Signature (by the issuer in store, or a delegate it issued, found in the
+ * response or in untrusted), status for certid, and validity; a response
+ * without nextUpdate is valid for no_next_update_validity. */
+static ocspError checkBasicResponse(OCSP_BASICRESP *basic,
+                                    STACK_OF(X509) * untrusted,
+                                    X509_STORE *store,
+                                    OCSP_CERTID *certid,
+                                    mstime_t no_next_update_validity,
                                     ocspResponseInfo *info,
                                     char *detail,
                                     size_t detail_len) {
     ASN1_GENERALIZEDTIME *revoked_at = NULL, *this_update = NULL, *next_update = NULL;
-    if (OCSP_basic_verify(basic, s->chain, s->store, 0) <= 0) {
+    if (OCSP_basic_verify(basic, untrusted, store, 0) <= 0) {
         ERR_error_string_n(ERR_peek_last_error(), detail, detail_len);
         return OCSP_ERR_BAD_SIGNATURE;
     }
-    if (OCSP_resp_find_status(basic, s->certid, &info->cert_status, &info->revocation_reason, &revoked_at,
+    if (OCSP_resp_find_status(basic, certid, &info->cert_status, &info->revocation_reason, &revoked_at,
                               &this_update, &next_update) != 1) {
-        snprintf(detail, detail_len, "no status for our certificate in the response");
+        snprintf(detail, detail_len, "no status for the certificate in the response");
         return OCSP_ERR_WRONG_CERTIFICATE;
     }
     mstime_t now = mstime();
-    int bound = server.tls_ocsp_config.max_refresh_interval;
     info->this_update = asn1TimeToMs(this_update);
     info->next_update = next_update ? asn1TimeToMs(next_update) : 0;
     info->revoked_at = revoked_at ? asn1TimeToMs(revoked_at) : 0;
-    info->expires = next_update ? info->next_update
-                                : info->this_update + (bound ? secondsToMs(bound) : OCSP_NO_NEXT_UPDATE_VALIDITY_MS);
+    info->expires = next_update ? info->next_update : info->this_update + no_next_update_validity;
     char when[32], other[32];
     if (!info->this_update || (next_update && !info->next_update)) {
         snprintf(detail, detail_len, "unreadable thisUpdate or nextUpdate");
@@ -1427,7 +1447,8 @@ static ocspError verifyResponse(const ocspSubject *s,
     } else if (!(basic = OCSP_response_get1_basic(response))) {
         snprintf(detail, detail_len, "no basic response inside");
         err = OCSP_ERR_MALFORMED;
-    } else if ((err = checkBasicResponse(s, basic, info, detail, detail_len)) != OCSP_ERR_NONE) {
+    } else if ((err = checkBasicResponse(basic, s->chain, s->store, s->certid, noNextUpdateValidity(), info, detail,
+                                         detail_len)) != OCSP_ERR_NONE) {
         /* detail says why */
     } else if (!trimCertificates(s, basic)) {
         snprintf(detail, detail_len, "cannot trim the certificates of the response");
@@ -1455,6 +1476,162 @@ static ocspError verifyResponse(const ocspSubject *s,
     }
     info->bytes = (size_t)len;
     return OCSP_ERR_NONE;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Peer verification: the staples of the servers we connect to (replication, */
+/* cluster bus, Sentinel, MIGRATE). Runs in whichever thread does the         */
+/* handshake, on the handshake's own objects; shared are only the counters   */
+/* and the log limiter, under a mutex held for a few stores.                  */
+
+#define OCSP_PEER_LOG_INTERVAL_MS (60 * 1000LL)
+#define OCSP_PEER_LOG_SLOTS 64
+
+/* SSL ex_data index holding the policy a connection was created with, so a
+ * CONFIG SET meanwhile never changes a handshake under way. */
+static int peer_policy_index = -1;
+
+static atomic_llong peer_checks_ok = 0, peer_checks_failed = 0;
+static pthread_mutex_t peer_mutex = PTHREAD_MUTEX_INITIALIZER;
+static char peer_last_failure[NET_IP_STR_LEN + 64] = "none";
+/* When each recent (peer, reason) was last logged. */
+static struct {
+    char key[NET_IP_STR_LEN + 40];
+    mstime_t logged_at;
+} peer_logged[OCSP_PEER_LOG_SLOTS];
+
+static void peerAddress(SSL *ssl, char *buf, size_t len) {
+    char ip[NET_IP_STR_LEN];
+    int port, fd = SSL_get_fd(ssl);
+    if (fd < 0 || anetFdToString(fd, ip, sizeof(ip), &port, 1) == -1) {
+        snprintf(buf, len, "an unknown peer");
+        return;
+    }
+    snprintf(buf, len, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, port);
+}
+
+/* The issuer of the peer's leaf: from the chain OpenSSL verified, else the
+ * chain the peer sent. Returns a new reference, or NULL. */
+static X509 *peerIssuer(SSL *ssl, X509 *leaf) {
+    STACK_OF(X509) *verified = SSL_get0_verified_chain(ssl);
+    if (sk_X509_num(verified) >= 2 && X509_check_issued(sk_X509_value(verified, 1), leaf) == X509_V_OK) {
+        X509_up_ref(sk_X509_value(verified, 1));
+        return sk_X509_value(verified, 1);
+    }
+    STACK_OF(X509) *sent = SSL_get_peer_cert_chain(ssl);
+    for (int i = 0; i < sk_X509_num(sent); i++) {
+        X509 *candidate = sk_X509_value(sent, i);
+        if (candidate != leaf && X509_check_issued(candidate, leaf) == X509_V_OK) {
+            X509_up_ref(candidate);
+            return candidate;
+        }
+    }
+    return NULL;
+}
+
+/* Whether the staple the peer sent meets policy; *detail says why not. */
+static ocspError checkPeerStaple(SSL *ssl, int policy, char *detail, size_t detail_len) {
+    const unsigned char *der = NULL;
+    long der_len = SSL_get_tlsext_status_ocsp_resp(ssl, &der);
+    if (!der || der_len <= 0) {
+        if (policy == TLS_OCSP_VERIFY_PEERS_OPTIONAL) return OCSP_ERR_NONE;
+        snprintf(detail, detail_len, "the peer stapled no OCSP response");
+        return OCSP_ERR_NO_STAPLE;
+    }
+    X509 *leaf = SSL_get0_peer_certificate(ssl);
+    X509 *issuer = leaf ? peerIssuer(ssl, leaf) : NULL;
+    if (!issuer) {
+        snprintf(detail, detail_len, "the issuer of the peer certificate is unknown");
+        return OCSP_ERR_NO_ISSUER;
+    }
+    X509_STORE *store = X509_STORE_new();
+    OCSP_CERTID *certid = OCSP_cert_to_id(NULL, leaf, issuer);
+    const unsigned char *p = der;
+    OCSP_RESPONSE *response = d2i_OCSP_RESPONSE(NULL, &p, der_len);
+    OCSP_BASICRESP *basic = NULL;
+    ocspResponseInfo info = {0};
+    ocspError err = OCSP_ERR_NONE;
+    if (!store || !certid || X509_STORE_add_cert(store, issuer) != 1) {
+        snprintf(detail, detail_len, "out of memory");
+        err = OCSP_ERR_INTERNAL;
+    } else if (!response || p != der + der_len) {
+        snprintf(detail, detail_len, "not a DER OCSP response");
+        err = OCSP_ERR_MALFORMED;
+    } else if (OCSP_response_status(response) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+        snprintf(detail, detail_len, "response status '%s'", OCSP_response_status_str(OCSP_response_status(response)));
+        err = OCSP_ERR_RESPONDER_ERROR;
+    } else if (!(basic = OCSP_response_get1_basic(response))) {
+        snprintf(detail, detail_len, "no basic response inside");
+        err = OCSP_ERR_MALFORMED;
+    } else {
+        X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
+        err = checkBasicResponse(basic, SSL_get_peer_cert_chain(ssl), store, certid, OCSP_NO_NEXT_UPDATE_VALIDITY_MS,
+                                 &info, detail, detail_len);
+    }
+    if (err == OCSP_ERR_NONE && info.cert_status == V_OCSP_CERTSTATUS_REVOKED) {
+        char when[32];
+        formatTime(info.revoked_at, when, sizeof(when));
+        snprintf(detail, detail_len, "revoked at %s, reason: %s", when, OCSP_crl_reason_str(info.revocation_reason));
+        err = OCSP_ERR_REVOKED;
+    } else if (err == OCSP_ERR_NONE && info.cert_status != V_OCSP_CERTSTATUS_GOOD &&
+               policy == TLS_OCSP_VERIFY_PEERS_YES) {
+        snprintf(detail, detail_len, "the responder does not know the certificate");
+        err = OCSP_ERR_UNKNOWN_STATUS;
+    }
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(response);
+    OCSP_CERTID_free(certid);
+    X509_STORE_free(store);
+    X509_free(issuer);
+    ERR_clear_error();
+    return err;
+}
+
+/* Count a refused peer; log it at most once a minute per peer and reason. */
+static void peerCheckFailed(SSL *ssl, ocspError err, const char *detail) {
+    char peer[NET_IP_STR_LEN + 8], key[sizeof(peer_logged[0].key)];
+    peerAddress(ssl, peer, sizeof(peer));
+    snprintf(key, sizeof(key), "%s %s", peer, ocsp_error_names[err]);
+    mstime_t now = mstime();
+    bool log = true;
+    int slot = 0;
+    atomic_fetch_add_explicit(&peer_checks_failed, 1, memory_order_relaxed);
+    pthread_mutex_lock(&peer_mutex);
+    snprintf(peer_last_failure, sizeof(peer_last_failure), "%s %s", ocsp_error_names[err], peer);
+    for (int i = 0; i < OCSP_PEER_LOG_SLOTS; i++) {
+        if (!strcmp(peer_logged[i].key, key)) {
+            slot = i;
+            log = now - peer_logged[i].logged_at >= OCSP_PEER_LOG_INTERVAL_MS;
+            break;
+        }
+        if (peer_logged[i].logged_at < peer_logged[slot].logged_at) slot = i;
+    }
+    if (log) {
+        memcpy(peer_logged[slot].key, key, sizeof(key));
+        peer_logged[slot].logged_at = now;
+    }
+    pthread_mutex_unlock(&peer_mutex);
+    if (log)
+        serverLog(LL_WARNING, "OCSP: refusing the TLS connection to %s: %s (%s)", peer, ocsp_error_names[err], detail);
+}
+
+/* Client side of the status callback: the handshake goes on only when the
+ * peer's staple meets the connection's policy. */
+static int peerStatusCallback(SSL *ssl) {
+    int policy = (int)(intptr_t)SSL_get_ex_data(ssl, peer_policy_index);
+    if (policy == TLS_OCSP_VERIFY_PEERS_NO) return 1;
+    char detail[OCSP_DETAIL_LEN] = "";
+    ocspError err = checkPeerStaple(ssl, policy, detail, sizeof(detail));
+    if (err == OCSP_ERR_NONE) {
+        atomic_fetch_add_explicit(&peer_checks_ok, 1, memory_order_relaxed);
+        return 1;
+    }
+    peerCheckFailed(ssl, err, detail);
+    return 0;
+}
+
+static void ensurePeerPolicyIndex(void) {
+    if (peer_policy_index == -1) peer_policy_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1789,7 +1966,23 @@ void tlsOcspCron(void) {
 }
 
 void tlsOcspSetupServerContext(struct ssl_ctx_st *ctx) {
+    ensurePeerPolicyIndex();
     SSL_CTX_set_tlsext_status_cb(ctx, ocspStatusCallback);
+}
+
+/* The context for outgoing connections when tls-client-cert-file is set. */
+void tlsOcspSetupClientContext(struct ssl_ctx_st *ctx) {
+    tlsOcspSetupServerContext(ctx);
+}
+
+/* An outgoing connection asks for its peer's status unless
+ * tls-ocsp-verify-peers is no, and keeps the policy it was created with. */
+void tlsOcspSetupClientConnection(struct ssl_st *ssl) {
+    int policy = server.tls_ocsp_config.verify_peers;
+    if (policy == TLS_OCSP_VERIFY_PEERS_NO) return;
+    ensurePeerPolicyIndex();
+    SSL_set_ex_data(ssl, peer_policy_index, (void *)(intptr_t)policy);
+    SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp);
 }
 
 /* tls.c swapped in a new server context: if the certificate changed, its
@@ -1894,6 +2087,10 @@ sds tlsOcspInfo(sds info) {
         if (refresh_in < 0) refresh_in = 0;
     }
     const char *responder = ocsp.subject && ocsp.subject->url ? ocsp.subject->url : "";
+    char last_failure[sizeof(peer_last_failure)];
+    pthread_mutex_lock(&peer_mutex);
+    memcpy(last_failure, peer_last_failure, sizeof(last_failure));
+    pthread_mutex_unlock(&peer_mutex);
     return sdscatprintf(info,
                         "tls_ocsp_stapling:%s\r\n"
                         "tls_ocsp_status:%s\r\n"
@@ -1910,14 +2107,19 @@ sds tlsOcspInfo(sds info) {
                         "tls_ocsp_staples_sent:%lld\r\n"
                         "tls_ocsp_response_bytes:%zu\r\n"
                         "tls_ocsp_source:%s\r\n"
-                        "tls_ocsp_cache_write_failures:%lld\r\n",
+                        "tls_ocsp_cache_write_failures:%lld\r\n"
+                        "tls_ocsp_peer_checks_ok:%lld\r\n"
+                        "tls_ocsp_peer_checks_failed:%lld\r\n"
+                        "tls_ocsp_peer_last_failure:%s\r\n",
                         cfg->enabled ? "enabled" : "disabled", stapleStatusName(), responder,
                         ocsp.cached.this_update / 1000, ocsp.cached.next_update / 1000, expires_in, refresh_in,
                         ocsp.last_success_at / 1000, ocsp.fetches_ok, ocsp.fetches_failed, ocsp.consecutive_failures,
                         ocsp_error_names[ocsp.last_error], atomic_load_explicit(&staples_sent, memory_order_relaxed),
                         ocsp.cache_state == OCSP_CACHE_STAPLED ? ocsp.cached.bytes : 0,
                         ocsp_source_names[ocsp.cache_state == OCSP_CACHE_STAPLED ? ocsp.source : OCSP_SOURCE_NONE],
-                        atomic_load_explicit(&cache_write_failures, memory_order_relaxed));
+                        atomic_load_explicit(&cache_write_failures, memory_order_relaxed),
+                        atomic_load_explicit(&peer_checks_ok, memory_order_relaxed),
+                        atomic_load_explicit(&peer_checks_failed, memory_order_relaxed), last_failure);
 }
 
 /* OCSP REFRESH: fetch now (or read the response file again), unless a fetch
@@ -1979,6 +2181,14 @@ void tlsOcspSetupServerContext(struct ssl_ctx_st *ctx) {
 
 void tlsOcspServerContextChanged(struct ssl_ctx_st *ctx) {
     UNUSED(ctx);
+}
+
+void tlsOcspSetupClientContext(struct ssl_ctx_st *ctx) {
+    UNUSED(ctx);
+}
+
+void tlsOcspSetupClientConnection(struct ssl_st *ssl) {
+    UNUSED(ssl);
 }
 
 void tlsOcspCron(void) {

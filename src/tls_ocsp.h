@@ -28,7 +28,13 @@ typedef struct tlsOcspConfig {
     char *cache_file;         /* tls-ocsp-cache-file, relative to dir; "" = none */
     char *response_file;      /* tls-ocsp-response-file, NULL = ask the responder */
     char *proxy;              /* tls-ocsp-proxy, NULL = connect directly */
+    int verify_peers;         /* tls-ocsp-verify-peers, TLS_OCSP_VERIFY_PEERS_* */
 } tlsOcspConfig;
+
+/* tls-ocsp-verify-peers: what the staple of a server we connect to must be. */
+#define TLS_OCSP_VERIFY_PEERS_NO 0       /* Not asked for, not checked. */
+#define TLS_OCSP_VERIFY_PEERS_OPTIONAL 1 /* A staple, if any, must be valid and not revoked. */
+#define TLS_OCSP_VERIFY_PEERS_YES 2      /* A valid, good staple is required. */
 
 #define TLS_OCSP_DEFAULT_REFRESH_MARGIN 10
 
@@ -52,8 +58,11 @@ void tlsOcspRewriteRefreshMargin(struct standardConfig *config, const char *name
 /* TLS hooks (tls.c). A forward declaration of OpenSSL's SSL_CTX keeps type
  * checking without making every includer pull in OpenSSL. */
 struct ssl_ctx_st;
+struct ssl_st;
 void tlsOcspSetupServerContext(struct ssl_ctx_st *ctx);
 void tlsOcspServerContextChanged(struct ssl_ctx_st *ctx);
+void tlsOcspSetupClientContext(struct ssl_ctx_st *ctx);
+void tlsOcspSetupClientConnection(struct ssl_st *ssl);
 
 /* Server hooks (server.c). */
 void tlsOcspCron(void);
