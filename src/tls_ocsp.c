@@ -133,6 +133,7 @@ static int ocspUrlParse(const char *text, ocspUrl *url, int allow_userinfo, cons
 
 #include "anet.h"
 #include "bio.h"
+#include "tls_ocsp_check.h"
 
 #include <openssl/ssl.h>
 #include <openssl/ocsp.h>
@@ -147,10 +148,6 @@ static int ocspUrlParse(const char *text, ocspUrl *url, int allow_userinfo, cons
 #include <sys/socket.h>
 #include <sys/stat.h>
 
-/* Accepted clock difference between the responder and us (RFC 6960 practice). */
-#define OCSP_CLOCK_SKEW_MS (300 * 1000LL)
-/* Validity given to a response without nextUpdate when the bound is off. */
-#define OCSP_NO_NEXT_UPDATE_VALIDITY_MS (3600 * 1000LL)
 /* Longest retry delay while no valid response is cached. */
 #define OCSP_RETRY_CAP_WITHOUT_RESPONSE_MS (300 * 1000LL)
 /* What one fetch may read: the status line and headers, then the body. */
@@ -162,64 +159,6 @@ static int ocspUrlParse(const char *text, ocspUrl *url, int allow_userinfo, cons
  * holds a 1-byte status type and a 3-byte length before the response. TLS
  * 1.3 carries it in a certificate extension with room to spare. */
 #define OCSP_MAX_STAPLE_BYTES (16384 - 4)
-
-/* ------------------------------------------------------------------------- */
-/* Why a fetch or the setup failed: one name each, for INFO, the log and the  */
-/* tests.                                                                     */
-
-typedef enum ocspError {
-    OCSP_ERR_NONE = 0,
-    OCSP_ERR_TIMEOUT,           /* No complete answer within the response timeout. */
-    OCSP_ERR_RESOLVE_FAILED,    /* The responder's host name did not resolve. */
-    OCSP_ERR_CONNECT_FAILED,    /* No address took the connection, or sending failed. */
-    OCSP_ERR_HTTP_STATUS,       /* An HTTP status other than 200. */
-    OCSP_ERR_CONTENT_TYPE,      /* Not application/ocsp-response. */
-    OCSP_ERR_TOO_LARGE,         /* Over a read bound, or too large to staple. */
-    OCSP_ERR_TRUNCATED,         /* The connection ended before the answer did. */
-    OCSP_ERR_MALFORMED,         /* Not an OCSP response, or inconsistent one. */
-    OCSP_ERR_RESPONDER_ERROR,   /* A response status other than successful. */
-    OCSP_ERR_BAD_SIGNATURE,     /* Not signed by the issuer or its delegate. */
-    OCSP_ERR_WRONG_CERTIFICATE, /* No status for our certificate. */
-    OCSP_ERR_STALE,             /* Its nextUpdate (or validity) has passed. */
-    OCSP_ERR_NOT_YET_VALID,     /* Its thisUpdate is beyond the clock skew. */
-    OCSP_ERR_NO_ISSUER,         /* The issuer of our certificate is nowhere. */
-    OCSP_ERR_NO_CERTIFICATE,    /* No server certificate to ask about. */
-    OCSP_ERR_NO_RESPONDER,      /* No usable http:// responder URL. */
-    OCSP_ERR_FILE_UNREADABLE,   /* tls-ocsp-response-file cannot be read. */
-    OCSP_ERR_NO_STAPLE,         /* A peer stapled nothing. */
-    OCSP_ERR_REVOKED,           /* A peer's certificate is revoked. */
-    OCSP_ERR_UNKNOWN_STATUS,    /* A peer's responder does not know its certificate. */
-    OCSP_ERR_INTERNAL,          /* Resources or encoding. */
-    OCSP_ERR_COUNT
-} ocspError;
-
-static const char *const ocsp_error_names[OCSP_ERR_COUNT] = {
-    [OCSP_ERR_NONE] = "none",
-    [OCSP_ERR_TIMEOUT] = "timeout",
-    [OCSP_ERR_RESOLVE_FAILED] = "resolve_failed",
-    [OCSP_ERR_CONNECT_FAILED] = "connect_failed",
-    [OCSP_ERR_HTTP_STATUS] = "http_status",
-    [OCSP_ERR_CONTENT_TYPE] = "content_type",
-    [OCSP_ERR_TOO_LARGE] = "too_large",
-    [OCSP_ERR_TRUNCATED] = "truncated",
-    [OCSP_ERR_MALFORMED] = "malformed",
-    [OCSP_ERR_RESPONDER_ERROR] = "responder_error",
-    [OCSP_ERR_BAD_SIGNATURE] = "bad_signature",
-    [OCSP_ERR_WRONG_CERTIFICATE] = "wrong_certificate",
-    [OCSP_ERR_STALE] = "stale",
-    [OCSP_ERR_NOT_YET_VALID] = "not_yet_valid",
-    [OCSP_ERR_NO_ISSUER] = "no_issuer",
-    [OCSP_ERR_NO_CERTIFICATE] = "no_certificate",
-    [OCSP_ERR_NO_RESPONDER] = "no_responder",
-    [OCSP_ERR_FILE_UNREADABLE] = "file_unreadable",
-    [OCSP_ERR_NO_STAPLE] = "no_staple",
-    [OCSP_ERR_REVOKED] = "revoked",
-    [OCSP_ERR_UNKNOWN_STATUS] = "unknown",
-    [OCSP_ERR_INTERNAL] = "internal_error",
-};
-
-/* A short human-readable detail goes with every error into the log. */
-#define OCSP_DETAIL_LEN 256
 
 /* ------------------------------------------------------------------------- */
 /* The published staple: immutable once published, freed by its last reader. */
@@ -451,16 +390,6 @@ typedef enum ocspCacheState {
     OCSP_CACHE_EXPIRED, /* It expired and nothing replaced it: nothing is stapled. */
 } ocspCacheState;
 
-/* A verified response, as INFO and the schedule see it. */
-typedef struct ocspResponseInfo {
-    int cert_status; /* V_OCSP_CERTSTATUS_* */
-    int revocation_reason;
-    mstime_t revoked_at, this_update;
-    mstime_t next_update; /* 0 when the response has none. */
-    mstime_t expires;     /* nextUpdate, or thisUpdate + the validity we give. */
-    size_t bytes;
-} ocspResponseInfo;
-
 /* Where the stapled response came from. */
 typedef enum ocspSource {
     OCSP_SOURCE_NONE,
@@ -523,13 +452,6 @@ static const char *certStatusName(int status) {
     case V_OCSP_CERTSTATUS_REVOKED: return "revoked";
     default: return "unknown";
     }
-}
-
-static void formatTime(mstime_t ms, char *buf, size_t len) {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1344,67 +1266,10 @@ static void fetchStart(void) {
 /* ------------------------------------------------------------------------- */
 /* Verification: what may be stapled.                                         */
 
-static mstime_t asn1TimeToMs(const ASN1_GENERALIZEDTIME *t) {
-    struct tm tm;
-    if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return 0;
-    return secondsToMs(timegm(&tm));
-}
-
-/* Signature, certificate ID and validity of a basic response. */
 /* The validity we give our own responses without nextUpdate. */
 static mstime_t noNextUpdateValidity(void) {
     int bound = server.tls_ocsp_config.max_refresh_interval;
     return bound ? secondsToMs(bound) : OCSP_NO_NEXT_UPDATE_VALIDITY_MS;
-}
-
-/* Signature (by the issuer in store, or a delegate it issued, found in the
- * response or in untrusted), status for certid, and validity; a response
- * without nextUpdate is valid for no_next_update_validity. */
-static ocspError checkBasicResponse(OCSP_BASICRESP *basic,
-                                    STACK_OF(X509) * untrusted,
-                                    X509_STORE *store,
-                                    OCSP_CERTID *certid,
-                                    mstime_t no_next_update_validity,
-                                    ocspResponseInfo *info,
-                                    char *detail,
-                                    size_t detail_len) {
-    ASN1_GENERALIZEDTIME *revoked_at = NULL, *this_update = NULL, *next_update = NULL;
-    if (OCSP_basic_verify(basic, untrusted, store, 0) <= 0) {
-        ERR_error_string_n(ERR_peek_last_error(), detail, detail_len);
-        return OCSP_ERR_BAD_SIGNATURE;
-    }
-    if (OCSP_resp_find_status(basic, certid, &info->cert_status, &info->revocation_reason, &revoked_at,
-                              &this_update, &next_update) != 1) {
-        snprintf(detail, detail_len, "no status for the certificate in the response");
-        return OCSP_ERR_WRONG_CERTIFICATE;
-    }
-    mstime_t now = mstime();
-    info->this_update = asn1TimeToMs(this_update);
-    info->next_update = next_update ? asn1TimeToMs(next_update) : 0;
-    info->revoked_at = revoked_at ? asn1TimeToMs(revoked_at) : 0;
-    info->expires = next_update ? info->next_update : info->this_update + no_next_update_validity;
-    char when[32], other[32];
-    if (!info->this_update || (next_update && !info->next_update)) {
-        snprintf(detail, detail_len, "unreadable thisUpdate or nextUpdate");
-        return OCSP_ERR_MALFORMED;
-    }
-    if (next_update && info->next_update < info->this_update) {
-        formatTime(info->next_update, when, sizeof(when));
-        formatTime(info->this_update, other, sizeof(other));
-        snprintf(detail, detail_len, "nextUpdate %s is before thisUpdate %s", when, other);
-        return OCSP_ERR_MALFORMED;
-    }
-    if (info->this_update > now + OCSP_CLOCK_SKEW_MS) {
-        formatTime(info->this_update, when, sizeof(when));
-        snprintf(detail, detail_len, "thisUpdate %s is in the future", when);
-        return OCSP_ERR_NOT_YET_VALID;
-    }
-    if (info->expires <= now) {
-        formatTime(info->expires, when, sizeof(when));
-        snprintf(detail, detail_len, "%s %s has passed", next_update ? "nextUpdate" : "thisUpdate + validity", when);
-        return OCSP_ERR_STALE;
-    }
-    return OCSP_ERR_NONE;
 }
 
 /* Keep in the unsigned certs field only what a client needs to check the
@@ -1447,8 +1312,8 @@ static ocspError verifyResponse(const ocspSubject *s,
     } else if (!(basic = OCSP_response_get1_basic(response))) {
         snprintf(detail, detail_len, "no basic response inside");
         err = OCSP_ERR_MALFORMED;
-    } else if ((err = checkBasicResponse(basic, s->chain, s->store, s->certid, noNextUpdateValidity(), info, detail,
-                                         detail_len)) != OCSP_ERR_NONE) {
+    } else if ((err = ocspCheckBasicResponse(basic, s->chain, s->store, s->certid, noNextUpdateValidity(), info, detail,
+                                             detail_len)) != OCSP_ERR_NONE) {
         /* detail says why */
     } else if (!trimCertificates(s, basic)) {
         snprintf(detail, detail_len, "cannot trim the certificates of the response");
@@ -1510,83 +1375,6 @@ static void peerAddress(SSL *ssl, char *buf, size_t len) {
     snprintf(buf, len, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, port);
 }
 
-/* The issuer of the peer's leaf: from the chain OpenSSL verified, else the
- * chain the peer sent. Returns a new reference, or NULL. */
-static X509 *peerIssuer(SSL *ssl, X509 *leaf) {
-    STACK_OF(X509) *verified = SSL_get0_verified_chain(ssl);
-    if (sk_X509_num(verified) >= 2 && X509_check_issued(sk_X509_value(verified, 1), leaf) == X509_V_OK) {
-        X509_up_ref(sk_X509_value(verified, 1));
-        return sk_X509_value(verified, 1);
-    }
-    STACK_OF(X509) *sent = SSL_get_peer_cert_chain(ssl);
-    for (int i = 0; i < sk_X509_num(sent); i++) {
-        X509 *candidate = sk_X509_value(sent, i);
-        if (candidate != leaf && X509_check_issued(candidate, leaf) == X509_V_OK) {
-            X509_up_ref(candidate);
-            return candidate;
-        }
-    }
-    return NULL;
-}
-
-/* Whether the staple the peer sent meets policy; *detail says why not. */
-static ocspError checkPeerStaple(SSL *ssl, int policy, char *detail, size_t detail_len) {
-    const unsigned char *der = NULL;
-    long der_len = SSL_get_tlsext_status_ocsp_resp(ssl, &der);
-    if (!der || der_len <= 0) {
-        if (policy == TLS_OCSP_VERIFY_PEERS_OPTIONAL) return OCSP_ERR_NONE;
-        snprintf(detail, detail_len, "the peer stapled no OCSP response");
-        return OCSP_ERR_NO_STAPLE;
-    }
-    X509 *leaf = SSL_get0_peer_certificate(ssl);
-    X509 *issuer = leaf ? peerIssuer(ssl, leaf) : NULL;
-    if (!issuer) {
-        snprintf(detail, detail_len, "the issuer of the peer certificate is unknown");
-        return OCSP_ERR_NO_ISSUER;
-    }
-    X509_STORE *store = X509_STORE_new();
-    OCSP_CERTID *certid = OCSP_cert_to_id(NULL, leaf, issuer);
-    const unsigned char *p = der;
-    OCSP_RESPONSE *response = d2i_OCSP_RESPONSE(NULL, &p, der_len);
-    OCSP_BASICRESP *basic = NULL;
-    ocspResponseInfo info = {0};
-    ocspError err = OCSP_ERR_NONE;
-    if (!store || !certid || X509_STORE_add_cert(store, issuer) != 1) {
-        snprintf(detail, detail_len, "out of memory");
-        err = OCSP_ERR_INTERNAL;
-    } else if (!response || p != der + der_len) {
-        snprintf(detail, detail_len, "not a DER OCSP response");
-        err = OCSP_ERR_MALFORMED;
-    } else if (OCSP_response_status(response) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-        snprintf(detail, detail_len, "response status '%s'", OCSP_response_status_str(OCSP_response_status(response)));
-        err = OCSP_ERR_RESPONDER_ERROR;
-    } else if (!(basic = OCSP_response_get1_basic(response))) {
-        snprintf(detail, detail_len, "no basic response inside");
-        err = OCSP_ERR_MALFORMED;
-    } else {
-        X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
-        err = checkBasicResponse(basic, SSL_get_peer_cert_chain(ssl), store, certid, OCSP_NO_NEXT_UPDATE_VALIDITY_MS,
-                                 &info, detail, detail_len);
-    }
-    if (err == OCSP_ERR_NONE && info.cert_status == V_OCSP_CERTSTATUS_REVOKED) {
-        char when[32];
-        formatTime(info.revoked_at, when, sizeof(when));
-        snprintf(detail, detail_len, "revoked at %s, reason: %s", when, OCSP_crl_reason_str(info.revocation_reason));
-        err = OCSP_ERR_REVOKED;
-    } else if (err == OCSP_ERR_NONE && info.cert_status != V_OCSP_CERTSTATUS_GOOD &&
-               policy == TLS_OCSP_VERIFY_PEERS_YES) {
-        snprintf(detail, detail_len, "the responder does not know the certificate");
-        err = OCSP_ERR_UNKNOWN_STATUS;
-    }
-    OCSP_BASICRESP_free(basic);
-    OCSP_RESPONSE_free(response);
-    OCSP_CERTID_free(certid);
-    X509_STORE_free(store);
-    X509_free(issuer);
-    ERR_clear_error();
-    return err;
-}
-
 /* Count a refused peer; log it at most once a minute per peer and reason. */
 static void peerCheckFailed(SSL *ssl, ocspError err, const char *detail) {
     char peer[NET_IP_STR_LEN + 8], key[sizeof(peer_logged[0].key)];
@@ -1621,7 +1409,8 @@ static int peerStatusCallback(SSL *ssl) {
     int policy = (int)(intptr_t)SSL_get_ex_data(ssl, peer_policy_index);
     if (policy == TLS_OCSP_VERIFY_PEERS_NO) return 1;
     char detail[OCSP_DETAIL_LEN] = "";
-    ocspError err = checkPeerStaple(ssl, policy, detail, sizeof(detail));
+    ocspResponseInfo info = {0};
+    ocspError err = ocspCheckPeerStaple(ssl, policy, &info, detail, sizeof(detail));
     if (err == OCSP_ERR_NONE) {
         atomic_fetch_add_explicit(&peer_checks_ok, 1, memory_order_relaxed);
         return 1;
@@ -1711,11 +1500,11 @@ static void recordFailure(ocspError err, const char *detail, ocspSource source) 
 /* One log line for a verified response from the responder or the file. */
 static void logResponse(const ocspResponseInfo *info, const char *verb, const char *origin, const char *next) {
     char this_update[32], next_update[32] = "none";
-    formatTime(info->this_update, this_update, sizeof(this_update));
-    if (info->next_update) formatTime(info->next_update, next_update, sizeof(next_update));
+    ocspFormatTime(info->this_update, this_update, sizeof(this_update));
+    if (info->next_update) ocspFormatTime(info->next_update, next_update, sizeof(next_update));
     if (info->cert_status == V_OCSP_CERTSTATUS_REVOKED) {
         char revoked_at[32];
-        formatTime(info->revoked_at, revoked_at, sizeof(revoked_at));
+        ocspFormatTime(info->revoked_at, revoked_at, sizeof(revoked_at));
         serverLog(LL_WARNING,
                   "OCSP: the server certificate is REVOKED (at %s, reason: %s), says %s; stapling the revoked "
                   "status. Replace the certificate. thisUpdate %s, nextUpdate %s%s",
@@ -1863,7 +1652,7 @@ static void warnIfResponseFileDue(void) {
     mstime_t due = ocsp.cached.expires - window * server.tls_ocsp_config.refresh_margin / 100;
     if (mstime() < due) return;
     char when[32];
-    formatTime(ocsp.cached.expires, when, sizeof(when));
+    ocspFormatTime(ocsp.cached.expires, when, sizeof(when));
     serverLog(LL_WARNING,
               "OCSP: the response in tls-ocsp-response-file %s is within its refresh margin and expires at %s; "
               "supply a fresh one",
@@ -1953,7 +1742,7 @@ void tlsOcspCron(void) {
     if (!server.tls_ocsp_config.enabled) return;
     if (ocsp.cache_state == OCSP_CACHE_STAPLED && mstime() >= ocsp.cached.expires) {
         char when[32];
-        formatTime(ocsp.cached.expires, when, sizeof(when));
+        ocspFormatTime(ocsp.cached.expires, when, sizeof(when));
         serverLog(LL_WARNING,
                   "OCSP: the cached response expired at %s and no fresh one could be fetched; stapling stopped",
                   when);
