@@ -7,24 +7,39 @@
 /*
  * OCSP stapling for the TLS server side.
  *
- * The main thread keeps one verified OCSP response for the server certificate:
+ * The main thread keeps one verified OCSP response for the server certificate.
+ * It comes from one of three sources (ocspSource):
  *
- *   serverCron -> tlsOcspCron() -> fetchStart() when due
- *   a fetch (ocspFetch, one context per fetch) goes through these phases:
- *     RESOLVING  host names are looked up by the BIO_TLS_OCSP worker, one
- *                lookup at a time; numeric addresses skip this
- *     CONNECTING non-blocking connect, each resolved address in turn
- *     SENDING    the HTTP/1.0 POST
- *     RECEIVING  the answer, one bounded read per event, into a fixed buffer
- *   and always ends in fetchFinish(), which frees it and records the outcome:
- *   verify (signature, certificate ID, validity), trim to what a handshake
- *   can carry, then publish, or count a failure. One timer bounds the whole
- *   fetch, and no callback does more than one read or write.
+ *   responder  serverCron -> tlsOcspCron() -> fetchStart() when due. A fetch
+ *              (ocspFetch, one context per fetch) goes through ocspFetchPhase:
+ *                STARTING   begun from the event loop
+ *                RESOLVING  host names are looked up by the BIO_TLS_OCSP
+ *                           worker, one lookup at a time; numeric addresses
+ *                           skip this
+ *                CONNECTING non-blocking connect, each address in turn (to the
+ *                           proxy when tls-ocsp-proxy is set)
+ *                SENDING    the HTTP/1.0 GET (or POST)
+ *                RECEIVING  the answer, one bounded read per event, into a
+ *                           fixed buffer
+ *              and always ends in fetchFinish(), which frees it and records
+ *              the outcome. One timer bounds the whole fetch, and no callback
+ *              does more than one read or write.
+ *   cache      tls-ocsp-cache-file, written by the worker after each fetch,
+ *              read by cacheLoad() at start and after a certificate change.
+ *   file       tls-ocsp-response-file, looked at by the worker once a second;
+ *              responseFileChecked() takes what changed.
+ *
+ * Every response is checked by verifyResponse() (signature, certificate ID,
+ * validity: tls_ocsp_check.c) and trimmed to what a handshake can carry
+ * before publishResponse() makes it the staple. Why anything failed is an
+ * ocspError; their names, for INFO, the log and the tests, are the table
+ * ocsp_error_names in tls_ocsp_check.c.
  *
  * The status callback runs in whichever thread does the handshake (the main
- * thread or an I/O thread). It takes a reference to the published staple under
- * a mutex held for a pointer copy, so the main thread may swap or drop the
- * staple at any time without a reader ever seeing freed memory.
+ * thread or an I/O thread). Server side, it takes a reference to the
+ * published staple under a mutex held for a pointer copy, so the main thread
+ * may swap or drop the staple at any time without a reader ever seeing freed
+ * memory. Client side (tls-ocsp-verify-peers), it checks the peer's staple.
  */
 
 #include "server.h"
