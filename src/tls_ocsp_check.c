@@ -21,10 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/time.h>
 #include <time.h>
 
+/* The one name of each ocspError: INFO tls_ocsp_last_error, the log lines
+ * and the tests all use these. */
 const char *const ocsp_error_names[OCSP_ERR_COUNT] = {
     [OCSP_ERR_NONE] = "none",
     [OCSP_ERR_TIMEOUT] = "timeout",
