@@ -1,6 +1,11 @@
 # Helpers for the OCSP stapling tests: a per-run PKI, the test responder
-# (tests/helpers/ocsp-responder.tcl, started and stopped by PID), and clients
-# that report what a TLS client receives.
+# (tests/helpers/ocsp-responder.tcl, started and stopped by PID), clients
+# that report what a TLS client receives, and a hermetic name resolver.
+#
+# The core tests need only the harness, tclsh and the openssl CLI. redis-py
+# and gnutls-cli are used when present; their tests are skipped otherwise.
+
+source tests/helpers/ocsp-der.tcl
 
 # Make the PKI, with the responder's port in the certificates' AIA. The
 # harness CA joins the bundle so that the harness clients still authenticate.
@@ -16,6 +21,19 @@ proc ocsp_file {name} {
     file join $::ocsp_dir $name
 }
 
+proc ocsp_read_file {path} {
+    set fd [open $path rb]
+    set data [read $fd]
+    close $fd
+    return $data
+}
+
+proc ocsp_write_file {path data} {
+    set fd [open $path wb]
+    puts -nonewline $fd $data
+    close $fd
+}
+
 # Server overrides for a stapling server presenting certificate NAME.
 proc ocsp_server_config {{name server} {extra {}}} {
     return [concat [list \
@@ -28,39 +46,48 @@ proc ocsp_server_config {{name server} {extra {}}} {
 }
 
 proc ocsp_mode {mode} {
-    set fd [open [ocsp_file responder.mode] w]
-    puts $fd $mode
-    close $fd
+    ocsp_write_file [ocsp_file responder.mode] "$mode\n"
 }
 
 proc ocsp_responder_requests {} {
     if {![file exists [ocsp_file responder.log]]} { return 0 }
-    set fd [open [ocsp_file responder.log]]
-    set n [llength [split [string trim [read $fd]] "\n"]]
-    close $fd
+    set n [llength [split [string trim [ocsp_read_file [ocsp_file responder.log]]] "\n"]]
     return $n
 }
 
-proc ocsp_port_open {port} {
-    if {[catch {close [socket 127.0.0.1 $port]}]} { return 0 }
+proc ocsp_port_open {port {host 127.0.0.1}} {
+    if {[catch {close [socket $host $port]}]} { return 0 }
     return 1
 }
 
+# Start a responder on PORT at ADDRESSES (sharing the PKI, mode and log);
+# returns its PID. It exits by itself if this test process dies.
+proc ocsp_responder_spawn {port {addresses 127.0.0.1}} {
+    set pid [exec tclsh tests/helpers/ocsp-responder.tcl $port $::ocsp_dir [pid] {*}$addresses \
+        >> [ocsp_file responder.out] 2>@1 &]
+    wait_for_condition 100 50 {[ocsp_port_open $port [lindex $addresses 0]]} else {
+        catch {exec kill $pid}
+        fail "OCSP test responder did not start on $addresses port $port"
+    }
+    return $pid
+}
+
+proc ocsp_responder_kill {pid port {address 127.0.0.1}} {
+    catch {exec kill $pid}
+    wait_for_condition 100 50 {![ocsp_port_open $port $address]} else {
+        fail "OCSP test responder did not stop"
+    }
+}
+
+# The shared responder on $::ocsp_port (the certificates' AIA URL).
 proc ocsp_responder_start {} {
     if {$::ocsp_responder_pid} return
-    set ::ocsp_responder_pid [exec tclsh tests/helpers/ocsp-responder.tcl $::ocsp_port $::ocsp_dir [pid] \
-        >> [ocsp_file responder.out] 2>@1 &]
-    wait_for_condition 100 50 {[ocsp_port_open $::ocsp_port]} else {
-        fail "OCSP test responder did not start"
-    }
+    set ::ocsp_responder_pid [ocsp_responder_spawn $::ocsp_port]
 }
 
 proc ocsp_responder_stop {} {
     if {!$::ocsp_responder_pid} return
-    catch {exec kill $::ocsp_responder_pid}
-    wait_for_condition 100 50 {![ocsp_port_open $::ocsp_port]} else {
-        fail "OCSP test responder did not stop"
-    }
+    ocsp_responder_kill $::ocsp_responder_pid $::ocsp_port
     set ::ocsp_responder_pid 0
 }
 
@@ -73,9 +100,7 @@ proc ocsp_reset {} {
 # Mark certificate NAME revoked (R) or valid (V) in the responder's index.
 proc ocsp_set_cert_state {name state} {
     set serial [string trim [lindex [split [exec openssl x509 -in [ocsp_file $name.crt] -noout -serial] =] 1]]
-    set fd [open [ocsp_file index.txt]]
-    set lines [split [string trimright [read $fd] "\n"] "\n"]
-    close $fd
+    set lines [split [string trimright [ocsp_read_file [ocsp_file index.txt]] "\n"] "\n"]
     set out {}
     foreach line $lines {
         set f [split $line "\t"]
@@ -91,14 +116,12 @@ proc ocsp_set_cert_state {name state} {
         }
         lappend out $line
     }
-    set fd [open [ocsp_file index.txt] w]
-    puts $fd [join $out "\n"]
-    close $fd
+    ocsp_write_file [ocsp_file index.txt] "[join $out "\n"]\n"
 }
 
 # Make the server ask its responder again now: a responder change fetches at
 # once. The two spellings alternate; "localhost" also exercises resolution in
-# the resolver thread and trying each address (::1 refuses, 127.0.0.1 answers).
+# the resolver thread (/etc/hosts, no DNS).
 proc ocsp_refetch {{r_cmd r}} {
     set current [lindex [$r_cmd config get tls-ocsp-responder] 1]
     if {$current eq "http://localhost:$::ocsp_port/"} {
@@ -108,11 +131,15 @@ proc ocsp_refetch {{r_cmd r}} {
     }
 }
 
-# Leave the server with a fetch stuck on a silent responder for up to
-# TIMEOUT seconds; returns once the responder has the request.
-proc ocsp_start_hung_fetch {timeout} {
-    ocsp_mode hang
-    r config set tls-ocsp-response-timeout $timeout
+# Fetches finished so far, successful or not.
+proc ocsp_fetches_done {{level 0}} {
+    expr {[ocsp_info fetches_ok $level] + [ocsp_info fetches_failed $level]}
+}
+
+# Switch the responder to MODE and make the server fetch once from it;
+# returns once the responder has the request.
+proc ocsp_fetch_from_mode {mode} {
+    ocsp_mode $mode
     set requests [ocsp_responder_requests]
     ocsp_refetch
     wait_for_condition 100 20 {[ocsp_responder_requests] > $requests} else {
@@ -120,13 +147,75 @@ proc ocsp_start_hung_fetch {timeout} {
     }
 }
 
-# What openssl s_client sees when it asks for status: a dict with
-# stapled (0/1), response_status, cert_status and the raw output.
-proc ocsp_client_view {port} {
-    set out [exec timeout 10 openssl s_client -connect 127.0.0.1:$port -status \
+# Leave the server with a fetch stuck on a silent responder for up to
+# TIMEOUT seconds; returns once the responder has the request.
+proc ocsp_start_hung_fetch {timeout} {
+    r config set tls-ocsp-response-timeout $timeout
+    ocsp_fetch_from_mode hang
+}
+
+# ---------------------------------------------------------------------------
+# Timing assertions (latency bounds) hold only for an optimised server run
+# natively: not under valgrind, not in a sanitizer build (-fsanitize, seen in
+# the build settings or in the binary), and not when OCSP_TESTS_NO_TIMING is
+# set to anything but 0 or "".
+proc ocsp_timing_ok {} {
+    if {![info exists ::ocsp_timing]} {
+        set ::ocsp_timing 1
+        set ::ocsp_timing_why {}
+        if {$::valgrind} {
+            set ::ocsp_timing_why "valgrind"
+        } elseif {[info exists ::env(OCSP_TESTS_NO_TIMING)] && $::env(OCSP_TESTS_NO_TIMING) ni {{} 0}} {
+            set ::ocsp_timing_why "OCSP_TESTS_NO_TIMING is set"
+        } elseif {[file exists src/.make-settings] && [string match "*-fsanitize*" [ocsp_read_file src/.make-settings]]} {
+            set ::ocsp_timing_why "sanitizer build (src/.make-settings)"
+        } elseif {![catch {exec grep -a -q -m 1 -E {__(asan|ubsan|tsan|msan)_} [file normalize src/valkey-server]}]} {
+            set ::ocsp_timing_why "sanitizer build (src/valkey-server)"
+        }
+        if {$::ocsp_timing_why ne {}} {
+            set ::ocsp_timing 0
+            puts "OCSP tests: timing assertions skipped: $::ocsp_timing_why"
+        }
+    }
+    return $::ocsp_timing
+}
+
+# Assert that the worst PING round trip WORST_US stayed under LIMIT_MS, when
+# timing assertions apply.
+proc ocsp_assert_fast {worst_us limit_ms {what "PING"}} {
+    if {![ocsp_timing_ok]} return
+    assert_lessthan $worst_us [expr {$limit_ms * 1000}] "$what took [expr {$worst_us / 1000.0}] ms"
+}
+
+# PING CLIENT for MS milliseconds (or until the script UNTIL is true, if
+# given, within MS); returns the worst round trip in microseconds.
+proc ocsp_ping_worst {client ms {until {}}} {
+    set worst 0
+    set deadline [expr {[clock milliseconds] + $ms}]
+    while {[clock milliseconds] < $deadline} {
+        set start [clock microseconds]
+        $client ping
+        set rtt [expr {[clock microseconds] - $start}]
+        if {$rtt > $worst} { set worst $rtt }
+        if {$until ne {} && [uplevel 1 [list expr $until]]} break
+        after 5
+    }
+    return $worst
+}
+
+# ---------------------------------------------------------------------------
+# What openssl s_client sees when it asks for status, with EXTRA options
+# (-tls1_2, -tls1_3 ...): a dict with stapled (0/1), response_status,
+# cert_status, der (the stapled DER taken from the handshake messages that
+# -msg prints: CertificateStatus in TLS 1.2, the status_request extension of
+# the first Certificate entry in TLS 1.3; {} without a staple), exit (the
+# exit status), fatal (1 if a fatal alert or an error was printed) and the
+# raw output. Fails unless the client connected at all.
+proc ocsp_client_view {port args} {
+    set rc [catch {exec timeout 10 openssl s_client -connect 127.0.0.1:$port -status -msg {*}$args \
         -CAfile [ocsp_file ca.crt] -cert [ocsp_file client.crt] -key [ocsp_file client.key] \
-        < /dev/null 2>@1]
-    set view [dict create stapled 0 response_status {} cert_status {} raw $out]
+        < /dev/null 2>@1} out]
+    set view [dict create stapled 0 response_status {} cert_status {} der {} exit $rc fatal 0 raw $out]
     if {[regexp {OCSP Response Status: (\S+)} $out -> rs]} {
         dict set view stapled 1
         dict set view response_status $rs
@@ -134,38 +223,108 @@ proc ocsp_client_view {port} {
     if {[regexp {Cert Status: (\S+)} $out -> cs]} {
         dict set view cert_status $cs
     }
+    if {[regexp {Alert \[length [0-9a-f]+\], fatal|:error:|excessive message size} $out]} {
+        dict set view fatal 1
+    }
     if {![string match "*CONNECTED*" $out]} {
         error "s_client did not connect: $out"
     }
+    dict set view der [ocsp_staple_from_msg $out]
     return $view
 }
 
-proc ocsp_client_cert_status {port} {
-    set view [ocsp_client_view $port]
+# The handshake messages the server sent, from s_client -msg output: a list
+# of {protocol name bytes}.
+proc ocsp_msg_handshakes {out} {
+    set msgs {}
+    set cur {}
+    foreach line [split $out "\n"] {
+        if {[regexp {^<<< (TLS [0-9.]+), Handshake \[length [0-9a-f]+\], (\S+)} $line -> proto name]} {
+            if {$cur ne {}} { lappend msgs $cur }
+            set cur [list $proto $name {}]
+        } elseif {$cur ne {} && [regexp {^\s+([0-9a-f]{2}( [0-9a-f]{2})*)\s*$} $line -> hex]} {
+            lset cur 2 "[lindex $cur 2][binary decode hex [string map {" " ""} $hex]]"
+        } elseif {$cur ne {}} {
+            lappend msgs $cur
+            set cur {}
+        }
+    }
+    if {$cur ne {}} { lappend msgs $cur }
+    return $msgs
+}
+
+proc ocsp_u24 {data pos} {
+    binary scan $data @${pos}cucucu a b c
+    expr {($a << 16) | ($b << 8) | $c}
+}
+
+# The stapled DER OCSPResponse in s_client -msg output, or {}.
+proc ocsp_staple_from_msg {out} {
+    foreach m [ocsp_msg_handshakes $out] {
+        lassign $m proto name data
+        if {$name eq "CertificateStatus"} {
+            # type(1) length(3) status_type(1) length(3) response
+            set len [ocsp_u24 $data 5]
+            return [string range $data 8 [expr {8 + $len - 1}]]
+        }
+        if {$name eq "Certificate" && $proto eq "TLS 1.3"} {
+            # type(1) length(3) context(1+n) list_length(3), then the first
+            # entry: cert_data(3+n) extensions(2+n).
+            binary scan $data @4cu ctx
+            set pos [expr {4 + 1 + $ctx + 3}]
+            set pos [expr {$pos + 3 + [ocsp_u24 $data $pos]}]
+            binary scan $data @${pos}Su extlen
+            set pos [expr {$pos + 2}]
+            set end [expr {$pos + $extlen}]
+            while {$pos + 4 <= $end} {
+                binary scan $data @${pos}SuSu type len
+                if {$type == 5} {
+                    set rlen [ocsp_u24 $data [expr {$pos + 5}]]
+                    return [string range $data [expr {$pos + 8}] [expr {$pos + 8 + $rlen - 1}]]
+                }
+                set pos [expr {$pos + 4 + $len}]
+            }
+        }
+    }
+    return {}
+}
+
+proc ocsp_client_cert_status {port args} {
+    set view [ocsp_client_view $port {*}$args]
     if {![dict get $view stapled]} { return none }
     return [dict get $view cert_status]
 }
 
-# The stapled DER as a second client (gnutls-cli) saves it, checked by
-# `openssl ocsp -respin` against the CA for certificate NAME. Returns the
-# status line openssl prints ("<file>: good"), or "none" without a staple.
-proc ocsp_staple_check {port name} {
-    set der [ocsp_file staple.der]
-    file delete $der
-    catch {exec timeout 10 gnutls-cli --port $port --x509cafile [ocsp_file ca.crt] \
-        --x509certfile [ocsp_file client.crt] --x509keyfile [ocsp_file client.key] \
-        --save-ocsp=$der 127.0.0.1 < /dev/null}
-    if {![file exists $der] || [file size $der] == 0} { return none }
-    catch {exec openssl ocsp -respin $der -issuer [ocsp_file ca.crt] -cert [ocsp_file $name.crt] \
+# Check DER with `openssl ocsp -respin` against the CA for certificate NAME.
+# Returns the status openssl prints ("good"), or why not.
+proc ocsp_der_check {der name} {
+    set path [ocsp_file staple-[clock clicks].der]
+    ocsp_write_file $path $der
+    catch {exec openssl ocsp -respin $path -issuer [ocsp_file ca.crt] -cert [ocsp_file $name.crt] \
         -CAfile [ocsp_file ca.crt] -no_nonce 2>@1} out
+    file delete $path
     if {![string match "*Response verify OK*" $out]} { return "unverified: $out" }
     if {[string match "*No Status found*" $out]} { return "no status for $name" }
-    if {[regexp -line "^[ocsp_file $name.crt]: (\\S+)" $out -> status]} { return $status }
+    if {[regexp -line "^\\S+: (\\S+)" $out -> status]} { return $status }
     return "no status for $name: $out"
+}
+
+# The stapled DER as an openssl client received it (s_client -msg, with
+# EXTRA options), checked by `openssl ocsp -respin` against the CA for
+# certificate NAME. Returns the status ("good"), or "none" without a staple.
+proc ocsp_staple_check {port name args} {
+    set der [dict get [ocsp_client_view $port {*}$args] der]
+    if {$der eq {}} { return none }
+    return [ocsp_der_check $der $name]
 }
 
 proc ocsp_info {field {level 0}} {
     getInfoProperty [[srv $level client] info tls] tls_ocsp_$field
+}
+
+# The same for a client handle (servers started by hand).
+proc ocsp_cinfo {client field} {
+    getInfoProperty [$client info tls] tls_ocsp_$field
 }
 
 proc ocsp_wait_status {status {level 0}} {
@@ -180,8 +339,8 @@ proc ocsp_wait_failures {count {level 0}} {
     }
 }
 
-# Make a DER response for certificate NAME, as the responder's "openssl"
-# mode would answer with OPTIONS (-signer, -nmin, -faketime).
+# Make a DER response for certificate NAME, as the responder would answer in
+# MODE ("openssl ?OPTIONS?" or "padded SIZE ..."; plain OPTIONS mean openssl).
 proc ocsp_make_response {name file args} {
     set req [ocsp_file req-$name.der]
     exec openssl ocsp -issuer [ocsp_file ca.crt] -cert [ocsp_file $name.crt] -no_nonce -reqout $req 2>@1
@@ -192,8 +351,135 @@ proc ocsp_make_response {name file args} {
 # A DER OCSPResponse carrying only a non-successful responseStatus
 # (RFC 6960: 3 = tryLater, 6 = unauthorized).
 proc ocsp_make_error_response {file status} {
-    set fd [open $file wb]
-    puts -nonewline $fd [binary format c5 [list 0x30 3 0x0a 1 $status]]
-    close $fd
+    ocsp_write_file $file [binary format c5 [list 0x30 3 0x0a 1 $status]]
     return $file
+}
+
+# ---------------------------------------------------------------------------
+# Optional clients.
+
+# A python3 that can import redis-py with its OCSP extras, or {}.
+proc ocsp_redis_py_python {} {
+    if {![info exists ::ocsp_python]} {
+        set ::ocsp_python {}
+        foreach py [concat /usr/bin/python3 [auto_execok python3]] {
+            if {[file executable $py] && ![catch {exec $py -c "import redis, OpenSSL" 2>@1}]} {
+                set ::ocsp_python $py
+                break
+            }
+        }
+    }
+    return $::ocsp_python
+}
+
+proc ocsp_need_redis_py {} {
+    if {[ocsp_redis_py_python] eq {}} {
+        skip "redis-py (python3 with redis and OpenSSL) not available"
+    }
+}
+
+# redis-py with ssl_validate_ocsp_stapled=True: "PONG", or "refused: ...".
+proc ocsp_redis_py {port} {
+    catch {exec [ocsp_redis_py_python] tests/helpers/ocsp-redis-py.py $port $::ocsp_dir 2>@1} out
+    return [string trim $out]
+}
+
+proc ocsp_need_gnutls {} {
+    if {[auto_execok gnutls-cli] eq {}} {
+        skip "gnutls-cli not available"
+    }
+}
+
+# ---------------------------------------------------------------------------
+# A hermetic resolver: valkey-server started by hand inside a mount namespace
+# (unshare -m) whose /etc/resolv.conf names only a fake DNS server
+# (tests/helpers/ocsp-dns.tcl) on a loopback address, over TCP (use-vc). So
+# the server's lookups never reach the machine's real resolvers. Needs root
+# (port 53, mount); skips the test otherwise.
+
+# Start the fake DNS server and the server; returns a dict (pid, port,
+# tls_port, dir, dns_pid, dns_log, client) for ocsp_hermetic_stop. RESPONDER
+# is the server's tls-ocsp-responder.
+proc ocsp_hermetic_start {responder {extra {}}} {
+    if {[auto_execok unshare] eq {} || [auto_execok mount] eq {}} {
+        skip "unshare or mount not available"
+    }
+    set dir [file normalize [tmpdir ocsp-dns]]
+    set h [dict create dir $dir dns_log $dir/dns.log dns_pid 0 pid 0 client {}]
+    # A loopback address of our own, so that nothing else answers there.
+    set dns_pid 0
+    foreach i {0 1 2 3 4} {
+        set addr 127.0.53.[expr {(([pid] + $i * 37) % 200) + 20}]
+        file delete $dir/dns.out
+        set dns_pid [exec tclsh tests/helpers/ocsp-dns.tcl $addr $dir/dns.log [pid] > $dir/dns.out 2>@1 &]
+        wait_for_condition 50 20 {
+            [file exists $dir/dns.out] && [string match "ocsp-dns:*" [ocsp_read_file $dir/dns.out]]
+        } else {
+            catch {exec kill $dns_pid}
+            skip "the fake DNS server did not start"
+        }
+        if {[string match "*listening*" [ocsp_read_file $dir/dns.out]]} break
+        catch {exec kill $dns_pid}
+        set dns_pid 0
+    }
+    if {!$dns_pid} {
+        skip "cannot listen on port 53 of a loopback address: [ocsp_read_file $dir/dns.out]"
+    }
+    dict set h dns_pid $dns_pid
+    ocsp_write_file $dir/resolv.conf "nameserver $addr\noptions use-vc timeout:30 attempts:1\n"
+    # The namespace must really see our resolv.conf, or no server is started.
+    if {[catch {exec unshare -m sh -c "mount --bind $dir/resolv.conf /etc/resolv.conf && cat /etc/resolv.conf" 2>@1} seen] ||
+        ![string match "*nameserver $addr*" $seen]} {
+        catch {exec kill $dns_pid}
+        skip "cannot bind-mount /etc/resolv.conf in a mount namespace: $seen"
+    }
+    set port [find_available_port $::baseport $::portcount]
+    set tls_port [find_available_port $::baseport $::portcount]
+    set conf [list \
+        port $port bind 127.0.0.1 tls-port $tls_port dir $dir save {""} \
+        tls-cert-file [ocsp_file server-chain.pem] tls-key-file [ocsp_file server.key] \
+        tls-ca-cert-file [ocsp_file ca-bundle.crt] \
+        tls-ocsp-stapling yes tls-ocsp-retry-delay 1 tls-ocsp-response-timeout 2 \
+        tls-ocsp-responder $responder {*}$extra]
+    set fd [open $dir/valkey.conf w]
+    foreach {k v} $conf { puts $fd "$k $v" }
+    close $fd
+    set server [file normalize src/valkey-server]
+    set pid [exec unshare -m sh -c "mount --bind $dir/resolv.conf /etc/resolv.conf && exec $server $dir/valkey.conf" \
+        > $dir/stdout 2> $dir/stderr &]
+    dict set h pid $pid
+    dict set h port $port
+    dict set h tls_port $tls_port
+    wait_for_condition 100 50 {[ocsp_port_open $port]} else {
+        ocsp_hermetic_stop $h
+        fail "the server in the mount namespace did not start: [ocsp_read_file $dir/stdout]"
+    }
+    dict set h client [valkey 127.0.0.1 $port 0 0]
+    return $h
+}
+
+proc ocsp_hermetic_stop {h} {
+    if {[dict get $h client] ne {}} { catch {[dict get $h client] close} }
+    set pid [dict get $h pid]
+    if {$pid} {
+        catch {exec kill $pid}
+        wait_for_condition 100 50 {![is_alive $pid]} else {
+            catch {exec kill -9 $pid}
+        }
+    }
+    if {[dict get $h dns_pid]} { catch {exec kill [dict get $h dns_pid]} }
+}
+
+# Queries the fake DNS server received for NAME.
+proc ocsp_dns_queries {h name} {
+    if {![file exists [dict get $h dns_log]]} { return 0 }
+    set n 0
+    foreach line [split [ocsp_read_file [dict get $h dns_log]] "\n"] {
+        if {[lindex $line 1] eq $name} { incr n }
+    }
+    return $n
+}
+
+proc ocsp_proc_count {pid what} {
+    llength [glob -nocomplain -directory /proc/$pid/$what *]
 }
