@@ -349,8 +349,6 @@ proc fuzz_mutate {} {
 # ---------------------------------------------------------------------------
 # The HTTP side: non-blocking, one state per connection.
 
-set ::pad_value [string repeat p 90]
-
 proc http_reply {chan status ctype body {length {}}} {
     if {$length eq {}} { set length [string length $body] }
     puts -nonewline $chan "HTTP/1.0 $status\r\nContent-Type: $ctype\r\nContent-Length: $length\r\nConnection: close\r\n\r\n"
@@ -466,7 +464,8 @@ proc answer_request {chan method body} {
         }
         endless-headers {
             puts -nonewline $chan "HTTP/1.0 200 OK\r\n"
-            set ::endless($chan) [list [clock milliseconds] 0]
+            set ::endless($chan) [clock milliseconds]
+            fconfigure $chan -buffersize 1048576
             watch_peer $chan
             fileevent $chan writable [list endless_more $chan]
             return
@@ -487,18 +486,23 @@ proc answer_request {chan method body} {
     close $chan
 }
 
+# About 1 MiB of header lines, built once: written whole whenever the
+# channel's own buffer runs low, so that the peer always has more to read.
+proc endless_block {} {
+    if {![info exists ::endless_block]} {
+        set ::endless_block {}
+        for {set i 1} {$i <= 10000} {incr i} {
+            append ::endless_block "X-Pad-$i: [string repeat p 90]\r\n"
+        }
+    }
+    return $::endless_block
+}
+
 proc endless_more {chan} {
     if {![info exists ::endless($chan)]} return
-    lassign $::endless($chan) start n
-    if {[clock milliseconds] - $start > 30000} { drop $chan; return }
-    # Keep Tcl's own buffer short: write only what the peer takes.
-    if {[chan pending output $chan] > 65536} return
-    set block {}
-    for {set i 0} {$i < 64} {incr i} {
-        append block "X-Pad-[incr n]: $::pad_value\r\n"
-    }
-    if {[catch {puts -nonewline $chan $block; flush $chan}]} { drop $chan; return }
-    set ::endless($chan) [list $start $n]
+    if {[clock milliseconds] - $::endless($chan) > 30000} { drop $chan; return }
+    if {[chan pending output $chan] > 262144} return
+    if {[catch {puts -nonewline $chan [endless_block]; flush $chan}]} { drop $chan }
 }
 
 proc slow_more {chan} {
