@@ -427,9 +427,23 @@ proc ocsp_hermetic_start {responder {extra {}}} {
     }
     dict set h dns_pid $dns_pid
     ocsp_write_file $dir/resolv.conf "nameserver $addr\noptions use-vc timeout:30 attempts:1\n"
-    # The namespace must really see our resolv.conf, or no server is started.
-    if {[catch {exec unshare -m sh -c "mount --bind $dir/resolv.conf /etc/resolv.conf && cat /etc/resolv.conf" 2>@1} seen] ||
-        ![string match "*nameserver $addr*" $seen]} {
+    # Host lookups go to files and DNS only (no nss-resolve, no mDNS).
+    set nsswitch "hosts: files dns\n"
+    if {[file exists /etc/nsswitch.conf]} {
+        foreach line [split [ocsp_read_file /etc/nsswitch.conf] "\n"] {
+            if {![regexp {^\s*hosts\s*:} $line]} { append nsswitch "$line\n" }
+        }
+    }
+    ocsp_write_file $dir/nsswitch.conf $nsswitch
+    # The namespace must really see our files, or no server is started.
+    set files /etc/resolv.conf
+    set expect "*nameserver $addr*"
+    if {[file exists /etc/nsswitch.conf]} {
+        lappend files /etc/nsswitch.conf
+        append expect "hosts: files dns*"
+    }
+    set check [ocsp_namespace_script $dir "cat $files"]
+    if {[catch {exec unshare -m sh -c $check 2>@1} seen] || ![string match $expect $seen]} {
         catch {exec kill $dns_pid}
         skip "cannot bind-mount /etc/resolv.conf in a mount namespace: $seen"
     }
@@ -445,7 +459,7 @@ proc ocsp_hermetic_start {responder {extra {}}} {
     foreach {k v} $conf { puts $fd "$k $v" }
     close $fd
     set server [file normalize src/valkey-server]
-    set pid [exec unshare -m sh -c "mount --bind $dir/resolv.conf /etc/resolv.conf && exec $server $dir/valkey.conf" \
+    set pid [exec unshare -m sh -c [ocsp_namespace_script $dir "$server $dir/valkey.conf"] \
         > $dir/stdout 2> $dir/stderr &]
     dict set h pid $pid
     dict set h port $port
@@ -456,6 +470,18 @@ proc ocsp_hermetic_start {responder {extra {}}} {
     }
     dict set h client [valkey 127.0.0.1 $port 0 0]
     return $h
+}
+
+# The shell script run by unshare -m: our resolv.conf and nsswitch.conf over
+# the system's, nscd's socket hidden (it would resolve outside), then exec
+# COMMAND. Any failure stops it before COMMAND runs.
+proc ocsp_namespace_script {dir command} {
+    return [join [list \
+        "set -e" \
+        "mount --bind $dir/resolv.conf /etc/resolv.conf" \
+        "if \[ -e /etc/nsswitch.conf \]; then mount --bind $dir/nsswitch.conf /etc/nsswitch.conf; fi" \
+        "for d in /run/nscd /var/run/nscd; do if \[ -d \$d \]; then mount -t tmpfs tmpfs \$d; fi; done" \
+        "exec $command"] "\n"]
 }
 
 proc ocsp_hermetic_stop {h} {
