@@ -56,6 +56,14 @@
 # The responder is event driven (non-blocking reads and writes), so one
 # endless or hanging connection never delays the others.
 #
+# Fuzzing a server, for example:
+#   tclsh ocsp-responder.tcl answer PKI_DIR req.der base.der      (a good base)
+#   tclsh ocsp-responder.tcl 8888 PKI_DIR 0 &
+#   echo "fuzz $PWD/base.der 42" > PKI_DIR/responder.mode
+# then make the server fetch again and again (OCSP REFRESH, or alternate
+# tls-ocsp-responder); PKI_DIR/responder.log says which mutation each fetch
+# got. The same SEED and request order give the same mutations.
+#
 # Every request is appended to PKI_DIR/responder.log as
 # "<unix time> <mode> <method>", followed by " <mutation>" in fuzz mode.
 
