@@ -363,7 +363,7 @@ proc ocsp_redis_py_python {} {
     if {![info exists ::ocsp_python]} {
         set ::ocsp_python {}
         foreach py [concat /usr/bin/python3 [auto_execok python3]] {
-            if {[file executable $py] && ![catch {exec $py -c "import redis, OpenSSL" 2>@1}]} {
+            if {[file executable $py] && ![catch {exec $py -c "import OpenSSL; from redis import Redis" 2>@1}]} {
                 set ::ocsp_python $py
                 break
             }
