@@ -1,0 +1,753 @@
+# OCSP stapling (src/tls_ocsp.c): where the staple comes from and how it is
+# asked for. The cache file (tls-ocsp-cache-file) across restarts and when
+# it is bad or cannot be written; tls-ocsp-response-file replaced by rename,
+# rewritten, swapped through symlinks as Kubernetes does, broken, removed and
+# expiring; fetches through an HTTP proxy (tls-ocsp-proxy) with and without
+# credentials; GET and the fallback to POST; OCSP REFRESH; short-lived
+# responses; responses issued slightly in the future; no nonce in requests.
+#
+# Every case asserts what clients receive (openssl s_client -status) as well
+# as INFO tls and the log. Needs only the harness, tclsh, the openssl CLI and
+# coreutils (ln, mv -T). Everything listens on 127.0.0.1; the proxy tests use
+# a responder name under .invalid that only the proxy (which never resolves
+# names) can reach. Every test that changes configuration, responder
+# behaviour, files or certificate state runs its own server.
+
+source tests/support/ocsp.tcl
+source tests/support/ocsp-sources.tcl
+
+if {$::tls} {
+tags {tls ocsp} {
+    ocsp_setup
+    ocsp_responder_start
+
+    # ---------------------------------------------------------------------
+    # The cache file.
+
+    foreach {variant extra} [ocsps_variants] {
+        test "OCSP: after a restart with the responder down, the cached response is stapled from the first handshake$variant" {
+            ocsp_reset
+            start_server [list overrides [ocsp_server_config server $extra]] {
+                set port [srv 0 port]
+                set cache [file join [lindex [r config get dir] 1] ocsp-response.der]
+                ocsp_wait_status good
+                # The verified response is written in the server's dir.
+                wait_for_condition 50 100 {[file exists $cache]} else {
+                    fail "no cache file $cache"
+                }
+                assert_equal good [ocsps_der_status [ocsps_read $cache] server]
+                assert_equal 0 [ocsp_info cache_write_failures]
+                assert_equal responder [ocsp_info source]
+                set this_update [ocsp_info this_update]
+
+                ocsp_responder_stop
+                try {
+                    restart_server 0 true false
+                    set requests [ocsp_responder_requests]
+                    # The first handshake that asks gets the cached response.
+                    assert_equal 0 [ocsp_info staples_sent]
+                    assert_equal good [ocsp_client_cert_status $port]
+                    assert_equal 1 [ocsp_info staples_sent]
+                    assert_equal good [ocsp_info status]
+                    assert_equal cache [ocsp_info source]
+                    assert_equal $this_update [ocsp_info this_update]
+                    assert_equal 0 [ocsp_info fetches_ok]
+                    assert_equal 0 [ocsp_info fetches_failed]
+                    assert_equal none [ocsp_info last_error]
+                    # No fetch until the margin rule says so (60-minute
+                    # responses, 10% margin: thisUpdate + 54 min).
+                    assert_morethan [ocsp_info next_refresh_in_seconds] 3000
+                    verify_log_message 0 "*OCSP: stapling a good response from the cache file $cache: *next refresh in *" 0
+                    assert_equal good [ocsp_client_cert_status $port -tls1_2]
+
+                    # With the responder back, still no request: a restarted
+                    # fleet does not stampede it. (A fetch would be due at
+                    # once and take milliseconds; give it a second.)
+                    ocsp_responder_start
+                    after 1000
+                    assert_equal $requests [ocsp_responder_requests]
+                    assert_equal 0 [ocsp_info fetches_ok]
+                    assert_equal 0 [ocsp_info fetches_failed]
+                    assert_equal cache [ocsp_info source]
+
+                    # A fetch replaces it as usual.
+                    assert_equal OK [r ocsp refresh]
+                    wait_for_condition 50 100 {[ocsp_info fetches_ok] == 1} else {
+                        fail "no fetch after OCSP REFRESH (last_error [ocsp_info last_error])"
+                    }
+                    assert_equal responder [ocsp_info source]
+                    assert_equal good [ocsp_client_cert_status $port]
+                } finally {
+                    ocsp_responder_start
+                }
+            }
+        }
+    }
+
+    # Bad cache files, all made before the server starts; with the responder
+    # down the server has nothing else to staple.
+    set cdir [file normalize [tmpdir ocsp-cache]]
+    set good [ocsps_response server $cdir/good.der]
+    ocsps_write $cdir/tampered.der [ocsps_tamper_signature $good]
+    ocsps_response server2 $cdir/other.der
+    ocsps_response server $cdir/expired.der -this-offset -600 -next-offset -540
+    ocsps_write $cdir/garbage.der [string repeat "not an OCSP response\n" 20]
+    ocsps_write $cdir/empty.der {}
+    file mkdir $cdir/adir
+    assert_match "unverified*" [ocsps_der_status [ocsps_read $cdir/tampered.der] server]
+    foreach {file reason} {
+        tampered.der bad_signature
+        other.der wrong_certificate
+        expired.der stale
+        garbage.der malformed
+        empty.der malformed
+    } {
+        test "OCSP: a cache file $file is ignored as $reason and nothing is stapled" {
+            set path $cdir/$file
+            set bytes [ocsps_read $path]
+            ocsp_reset
+            ocsp_responder_stop
+            try {
+                start_server [list overrides [ocsp_server_config server [list tls-ocsp-cache-file $path]]] {
+                    set port [srv 0 port]
+                    wait_for_log_messages 0 [list "*OCSP: ignoring the cache file $path: $reason (*"] 0 50 100
+                    assert_equal 0 [ocsps_log_count "OCSP: stapling .* from the cache file"]
+                    assert_equal none [ocsp_client_cert_status $port]
+                    assert_equal none [ocsp_info status]
+                    assert_equal none [ocsp_info source]
+                    assert_equal 0 [ocsp_info response_bytes]
+                    assert_equal 0 [ocsp_info this_update]
+                    # The server fetches at once instead, and fails.
+                    ocsp_wait_failures 1
+                    assert_equal connect_failed [ocsp_info last_error]
+                    assert_equal none [ocsp_info status]
+                    assert_equal none [ocsp_client_cert_status $port]
+                    assert_equal $bytes [ocsps_read $path]
+
+                    # Once the responder is back, a good response replaces it.
+                    ocsp_responder_start
+                    r ocsp refresh
+                    ocsp_wait_status good
+                    assert_equal good [ocsp_client_cert_status $port]
+                    wait_for_condition 50 100 {[ocsps_read $path] ne $bytes} else {
+                        fail "the cache file was not rewritten"
+                    }
+                    assert_equal good [ocsps_der_status [ocsps_read $path] server]
+                }
+            } finally {
+                ocsp_responder_start
+            }
+        }
+    }
+
+    foreach {what path error} [list \
+        missing $cdir/missing.der {No such file or directory} \
+        {a directory} $cdir/adir {*} \
+    ] {
+        test "OCSP: a cache file that is $what is reported and nothing is stapled" {
+            ocsp_reset
+            ocsp_responder_stop
+            try {
+                start_server [list overrides [ocsp_server_config server [list tls-ocsp-cache-file $path]]] {
+                    wait_for_log_messages 0 [list "*OCSP: no cached response to staple from $path ($error)*"] 0 50 100
+                    ocsp_wait_failures 1
+                    assert_equal none [ocsp_info status]
+                    assert_equal none [ocsp_client_cert_status [srv 0 port]]
+                }
+            } finally {
+                ocsp_responder_start
+            }
+        }
+    }
+
+    test {OCSP: a cache file that cannot be written is a warning; stapling is unaffected} {
+        ocsp_reset
+        # A path under a regular file: ENOTDIR, even for root.
+        set base [file normalize [tmpdir ocsp-cache-ro]]
+        ocsps_write $base/afile "a file, not a directory\n"
+        set path $base/afile/x.der
+        start_server [list overrides [ocsp_server_config server [list tls-ocsp-cache-file $path]]] {
+            set port [srv 0 port]
+            ocsp_wait_status good
+            wait_for_condition 50 100 {[ocsp_info cache_write_failures] >= 1} else {
+                fail "cache_write_failures is [ocsp_info cache_write_failures]"
+            }
+            wait_for_log_messages 0 [list "*OCSP: cannot write the cache file $path: Not a directory; stapling is unaffected*"] 0 50 100
+            assert_equal good [ocsp_info status]
+            assert_equal responder [ocsp_info source]
+            assert_equal none [ocsp_info last_error]
+            assert_equal 0 [ocsp_info fetches_failed]
+            assert_equal good [ocsp_client_cert_status $port]
+            # Every fetch tries again.
+            set failures [ocsp_info cache_write_failures]
+            r ocsp refresh
+            wait_for_condition 50 100 {[ocsp_info cache_write_failures] > $failures} else {
+                fail "the second write was not tried"
+            }
+            assert_equal 2 [ocsp_info fetches_ok]
+            assert_equal good [ocsp_client_cert_status $port]
+            # No stray temporary file next to it either.
+            assert_equal {} [glob -nocomplain -directory $base *.tmp*]
+        }
+    }
+
+    test {OCSP: tls-ocsp-cache-file "" writes no cache file} {
+        ocsp_reset
+        start_server [list overrides [ocsp_server_config server {tls-ocsp-cache-file {""}}]] {
+            set dir [lindex [r config get dir] 1]
+            ocsp_wait_status good
+            r ocsp refresh
+            wait_for_condition 50 100 {[ocsp_info fetches_ok] == 2} else {
+                fail "no second fetch"
+            }
+            assert_equal {} [glob -nocomplain -directory $dir *.der*]
+            assert_equal 0 [ocsp_info cache_write_failures]
+            assert_equal 0 [ocsps_log_count "OCSP: no cached response"]
+        }
+    }
+
+    test {OCSP: tls-ocsp-cache-file and tls-ocsp-response-file are protected configs} {
+        ocsp_reset
+        start_server [list overrides [ocsp_server_config]] {
+            ocsp_wait_status good
+            foreach name {tls-ocsp-cache-file tls-ocsp-response-file} {
+                catch {r config set $name [ocsp_file x.der]} err
+                assert_match "*protected config*" $err
+            }
+            assert_equal {tls-ocsp-cache-file ocsp-response.der} [r config get tls-ocsp-cache-file]
+            assert_equal {tls-ocsp-response-file {}} [r config get tls-ocsp-response-file]
+        }
+        start_server [list overrides [ocsp_server_config server {enable-protected-configs yes}]] {
+            set dir [lindex [r config get dir] 1]
+            ocsp_wait_status good
+            # The next write goes to the new path, relative to dir.
+            r config set tls-ocsp-cache-file renamed.der
+            r ocsp refresh
+            wait_for_condition 50 100 {[file exists $dir/renamed.der]} else {
+                fail "no cache file at the new path"
+            }
+            assert_equal good [ocsps_der_status [ocsps_read $dir/renamed.der] server]
+        }
+    }
+
+    # ---------------------------------------------------------------------
+    # tls-ocsp-response-file.
+
+    test {OCSP: tls-ocsp-response-file: read, replaced, rewritten, refused, removed and expired} {
+        ocsp_reset
+        set rdir [file normalize [tmpdir ocsp-response-file]]
+        set path $rdir/staple.der
+        set good1 [ocsps_response server $rdir/good1.der]
+        try {
+            ocsp_set_cert_state server R
+            set revoked [ocsps_response server $rdir/revoked.der]
+        } finally {
+            ocsp_set_cert_state server V
+        }
+        set good2 [ocsps_response server $rdir/good2.der]
+        set other [ocsps_response server2 $rdir/other.der]
+        ocsps_write $path $good1
+        set requests [ocsp_responder_requests]
+        start_server [list overrides [ocsp_server_config server [list tls-ocsp-response-file $path]]] {
+            set port [srv 0 port]
+            ocsp_wait_status good
+            assert_equal file [ocsp_info source]
+            assert_equal 1 [ocsp_info fetches_ok]
+            assert_equal none [ocsp_info last_error]
+            assert_equal -1 [ocsp_info next_refresh_in_seconds]
+            assert_equal good [ocsp_client_cert_status $port]
+            verify_log_message 0 "*OCSP: read a good response from tls-ocsp-response-file $path: *" 0
+
+            # OCSP REFRESH reads it again, unchanged.
+            assert_equal OK [r ocsp refresh]
+            wait_for_condition 25 100 {[ocsp_info fetches_ok] == 2} else {
+                fail "OCSP REFRESH did not read the file again"
+            }
+
+            # Replaced by rename: noticed within 2 seconds.
+            ocsps_replace $path $revoked
+            wait_for_condition 25 100 {[ocsp_info status] eq "revoked"} else {
+                fail "status is [ocsp_info status] (last_error [ocsp_info last_error])"
+            }
+            assert_equal revoked [ocsp_client_cert_status $port]
+            assert_equal file [ocsp_info source]
+            verify_log_message 0 "*OCSP: the server certificate is REVOKED *says tls-ocsp-response-file $path*" 0
+
+            # Rewritten in place (same inode).
+            set ok [ocsp_info fetches_ok]
+            set fd [open $path r+b]
+            chan truncate $fd 0
+            puts -nonewline $fd $good2
+            close $fd
+            wait_for_condition 25 100 {[ocsp_info status] eq "good"} else {
+                fail "status is [ocsp_info status] (last_error [ocsp_info last_error])"
+            }
+            assert_equal good [ocsp_client_cert_status $port]
+            set this_update [ocsp_info this_update]
+            set ok [ocsp_info fetches_ok]
+
+            # Refused files leave the good response stapled.
+            foreach {data reason} [list \
+                [string repeat "garbage " 100] malformed \
+                $other wrong_certificate \
+                [ocsps_tamper_signature $good2] bad_signature \
+            ] {
+                set failed [ocsp_info fetches_failed]
+                ocsps_replace $path $data
+                wait_for_condition 25 100 {[ocsp_info fetches_failed] > $failed} else {
+                    fail "the $reason file was not read"
+                }
+                assert_equal $reason [ocsp_info last_error]
+                assert_equal good [ocsp_info status]
+                assert_equal file [ocsp_info source]
+                assert_equal $this_update [ocsp_info this_update]
+                assert_equal $ok [ocsp_info fetches_ok]
+                assert_equal good [ocsp_client_cert_status $port]
+                verify_log_message 0 "*OCSP: tls-ocsp-response-file $path refused: $reason (*); the cached response stays stapled until it expires*" 0
+            }
+
+            # Removed: said once; the response read last stays.
+            file delete $path
+            wait_for_condition 25 100 {[ocsp_info last_error] eq "file_unreadable"} else {
+                fail "last_error is [ocsp_info last_error]"
+            }
+            assert_equal good [ocsp_info status]
+            assert_equal good [ocsp_client_cert_status $port]
+            # Let the worker look at the missing file again.
+            after 1200
+            assert_equal 1 [ocsps_log_count "OCSP: cannot read tls-ocsp-response-file $path: No such file or directory; the cached response stays stapled until it expires"]
+
+            # Back, with a response that expires in 6 s (within its margin
+            # at once: one warning), then stapling stops.
+            set short [ocsps_response server $rdir/short.der -this-offset -54 -next-offset 6]
+            ocsps_replace $path $short
+            wait_for_condition 25 100 {[ocsp_info fetches_ok] > $ok} else {
+                fail "the file was not read once back (last_error [ocsp_info last_error])"
+            }
+            assert_equal none [ocsp_info last_error]
+            assert_equal good [ocsp_info status]
+            assert_lessthan_equal [ocsp_info expires_in_seconds] 6
+            wait_for_log_messages 0 [list "*OCSP: the response in tls-ocsp-response-file $path is within its refresh margin and expires at *; supply a fresh one*"] 0 30 100
+            wait_for_condition 100 100 {[ocsp_info status] eq "expired"} else {
+                fail "status is [ocsp_info status]"
+            }
+            assert_equal none [ocsp_client_cert_status $port]
+            assert_equal 0 [ocsp_info response_bytes]
+            assert_equal none [ocsp_info source]
+            assert_equal 1 [ocsps_log_count "OCSP: the response in tls-ocsp-response-file .* is within its refresh margin"]
+            assert_equal 1 [ocsps_log_count "OCSP: the cached response expired at .*stapling stopped"]
+
+            # A file never asks the responder.
+            assert_equal $requests [ocsp_responder_requests]
+        }
+    }
+
+    test {OCSP: a missing tls-ocsp-response-file at start: nothing stapled until it appears} {
+        ocsp_reset
+        set path [file normalize [tmpdir ocsp-response-late]]/staple.der
+        set good [ocsps_response server [ocsp_file late.der]]
+        start_server [list overrides [ocsp_server_config server [list tls-ocsp-response-file $path]]] {
+            wait_for_condition 25 100 {[ocsp_info last_error] eq "file_unreadable"} else {
+                fail "last_error is [ocsp_info last_error]"
+            }
+            assert_equal none [ocsp_info status]
+            assert_equal none [ocsp_client_cert_status [srv 0 port]]
+            verify_log_message 0 "*OCSP: cannot read tls-ocsp-response-file $path: No such file or directory; nothing is stapled*" 0
+            ocsps_replace $path $good
+            wait_for_condition 25 100 {[ocsp_info status] eq "good"} else {
+                fail "status is [ocsp_info status] (last_error [ocsp_info last_error])"
+            }
+            assert_equal none [ocsp_info last_error]
+            assert_equal good [ocsp_client_cert_status [srv 0 port]]
+        }
+    }
+
+    foreach {variant extra} [ocsps_variants] {
+        test "OCSP: tls-ocsp-response-file in a Kubernetes secret volume follows its symlink swaps$variant" {
+            ocsp_reset
+            set kdir [file normalize [tmpdir ocsp-k8s]]
+            set good1 [ocsps_response server [ocsp_file k8s-good1.der]]
+            try {
+                ocsp_set_cert_state server R
+                set revoked [ocsps_response server [ocsp_file k8s-revoked.der]]
+            } finally {
+                ocsp_set_cert_state server V
+            }
+            set good2 [ocsps_response server [ocsp_file k8s-good2.der]]
+            set path [ocsps_k8s_publish $kdir $good1]
+            set requests [ocsp_responder_requests]
+            start_server [list overrides [ocsp_server_config server [concat [list tls-ocsp-response-file $path] $extra]]] {
+                set port [srv 0 port]
+                ocsp_wait_status good
+                assert_equal file [ocsp_info source]
+                assert_equal good [ocsp_client_cert_status $port]
+
+                ocsps_k8s_publish $kdir $revoked
+                wait_for_condition 25 100 {[ocsp_info status] eq "revoked"} else {
+                    fail "status is [ocsp_info status] (last_error [ocsp_info last_error])"
+                }
+                assert_equal revoked [ocsp_client_cert_status $port]
+
+                ocsps_k8s_publish $kdir $good2
+                wait_for_condition 25 100 {[ocsp_info status] eq "good"} else {
+                    fail "status is [ocsp_info status] (last_error [ocsp_info last_error])"
+                }
+                assert_equal good [ocsp_client_cert_status $port]
+                assert_equal 3 [ocsp_info fetches_ok]
+                assert_equal 0 [ocsp_info fetches_failed]
+                assert_equal $requests [ocsp_responder_requests]
+            }
+        }
+    }
+
+    # ---------------------------------------------------------------------
+    # Through an HTTP proxy. The responder is named ocsp.invalid (RFC 6761:
+    # never resolves); only the proxy, which connects to 127.0.0.1 itself,
+    # can reach it, and the server must not try to resolve it.
+
+    ocsp_reset
+    set proxy [ocsps_proxy_start]
+    set via_url http://ocsp.invalid:$::ocsp_port/
+    try {
+        set overrides [list tls-ocsp-responder $via_url tls-ocsp-proxy http://127.0.0.1:[dict get $proxy port]]
+        start_server [list overrides [ocsp_server_config server $overrides]] {
+            test {OCSP: through tls-ocsp-proxy the request goes to the proxy with the absolute URL} {
+                ocsp_wait_status good
+                assert_equal 0 [ocsp_info fetches_failed]
+                assert_equal $via_url [ocsp_info responder]
+                assert_equal good [ocsp_client_cert_status [srv 0 port]]
+                set reqs [ocsps_proxy_requests $proxy]
+                assert_equal 1 [llength $reqs]
+                set req [lindex $reqs 0]
+                assert_match "GET ${via_url}* HTTP/1.0" [dict get $req request]
+                assert_equal "ocsp.invalid:$::ocsp_port" [ocsps_header $req Host]
+                assert_equal {} [ocsps_header $req Proxy-Authorization]
+                assert_equal forwarded [dict get $req end]
+                verify_log_message 0 "*OCSP: querying $via_url for the server certificate (GET, through http://127.0.0.1:[dict get $proxy port])*" 0
+                assert_equal "tls-ocsp-proxy http://127.0.0.1:[dict get $proxy port]" [r config get tls-ocsp-proxy]
+            }
+
+            test {OCSP: requests carry no nonce, by GET and by POST, through the proxy} {
+                # The GET request, decoded from the URL the proxy saw.
+                set get [lindex [ocsps_proxy_requests $proxy] 0]
+                set der [ocsps_get_request_der [dict get $get request]]
+                set text [ocsps_request_text $der]
+                assert_match "*Certificate ID:*Serial Number: [ocsps_cert_serial server]*" $text
+                assert_no_match "*Nonce*" $text
+                assert_no_match "*Request Extensions*" $text
+                assert_equal 1 [regexp -all {Certificate ID:} $text]
+
+                # A responder refusing GET: the same request, POSTed, also
+                # in absolute form.
+                set n [llength [ocsps_proxy_requests $proxy]]
+                set ok [ocsp_info fetches_ok]
+                ocsp_mode noget
+                try {
+                    r ocsp refresh
+                    wait_for_condition 50 100 {[ocsp_info fetches_ok] > $ok} else {
+                        fail "no fetch (last_error [ocsp_info last_error])"
+                    }
+                } finally {
+                    ocsp_mode openssl
+                }
+                set reqs [lrange [ocsps_proxy_requests $proxy] $n end]
+                assert_equal 2 [llength $reqs]
+                assert_match "GET ${via_url}* HTTP/1.0" [dict get [lindex $reqs 0] request]
+                set post [lindex $reqs 1]
+                assert_equal "POST $via_url HTTP/1.0" [dict get $post request]
+                assert_equal application/ocsp-request [ocsps_header $post Content-Type]
+                assert_equal "ocsp.invalid:$::ocsp_port" [ocsps_header $post Host]
+                assert_equal $der [dict get $post body]
+                assert_equal $der [ocsps_get_request_der [dict get [lindex $reqs 0] request]]
+                assert_equal good [ocsp_info status]
+            }
+        }
+    } finally {
+        ocsps_proxy_stop $proxy
+    }
+
+    test {OCSP: proxy credentials go in Proxy-Authorization and are shown nowhere but in the rewritten config} {
+        ocsp_reset
+        set proxy [ocsps_proxy_start user:s3cret]
+        set pport [dict get $proxy port]
+        try {
+            # Without credentials at first: the proxy refuses (407).
+            set overrides [list tls-ocsp-responder $via_url tls-ocsp-proxy http://127.0.0.1:$pport \
+                slowlog-log-slower-than 0]
+            start_server [list overrides [ocsp_server_config server $overrides]] {
+                set port [srv 0 port]
+                ocsp_wait_failures 1
+                assert_equal http_status [ocsp_info last_error]
+                assert_equal none [ocsp_info status]
+                assert_equal 407 [dict get [lindex [ocsps_proxy_requests $proxy] 0] end]
+
+                r config set tls-ocsp-proxy http://user:s3cret@127.0.0.1:$pport
+                ocsp_wait_status good
+                assert_equal good [ocsp_client_cert_status $port]
+                # The last request (a retry without credentials may come
+                # before it): the successful one.
+                set req [lindex [ocsps_proxy_requests $proxy] end]
+                assert_match "GET ${via_url}* HTTP/1.0" [dict get $req request]
+                assert_equal "Basic [binary encode base64 user:s3cret]" [ocsps_header $req Proxy-Authorization]
+                assert_equal "Basic dXNlcjpzM2NyZXQ=" [ocsps_header $req Proxy-Authorization]
+                assert_equal forwarded [dict get $req end]
+
+                # The password is shown nowhere.
+                assert_equal "tls-ocsp-proxy http://user:***@127.0.0.1:$pport" [r config get tls-ocsp-proxy]
+                assert_no_match "*s3cret*" [r config get *]
+                assert_no_match "*s3cret*" [r info everything]
+                assert_no_match "*s3cret*" [r slowlog get 1000]
+                assert_no_match "*s3cret*" [r client list]
+                verify_log_message 0 "*through http://user:***@127.0.0.1:$pport)*" 0
+                assert_equal 0 [ocsps_log_count s3cret]
+
+                # CONFIG REWRITE keeps the real value, and it works after a restart.
+                r config rewrite
+                set conf [ocsps_read [srv 0 config_file]]
+                assert_match "*tls-ocsp-proxy \"http://user:s3cret@127.0.0.1:$pport\"*" $conf
+                restart_server 0 true false
+                assert_equal "tls-ocsp-proxy http://user:***@127.0.0.1:$pport" [r config get tls-ocsp-proxy]
+                assert_equal cache [ocsp_info source]
+                set n [llength [ocsps_proxy_requests $proxy]]
+                r ocsp refresh
+                wait_for_condition 50 100 {[ocsp_info fetches_ok] >= 1} else {
+                    fail "no fetch through the proxy after the restart (last_error [ocsp_info last_error])"
+                }
+                assert_equal good [ocsp_info status]
+                assert_equal responder [ocsp_info source]
+                set reqs [lrange [ocsps_proxy_requests $proxy] $n end]
+                assert_equal 1 [llength $reqs]
+                assert_equal "Basic dXNlcjpzM2NyZXQ=" [ocsps_header [lindex $reqs 0] Proxy-Authorization]
+                assert_equal 0 [ocsps_log_count s3cret]
+            }
+        } finally {
+            ocsps_proxy_stop $proxy
+        }
+    }
+
+    # ---------------------------------------------------------------------
+    # GET, and POST when GET is refused.
+
+    foreach {variant extra} [ocsps_variants] {
+        test "OCSP: GET by default; a responder refusing GET gets POST in the same fetch and from then on$variant" {
+            ocsp_reset
+            set skip [ocsp_responder_requests]
+            start_server [list overrides [ocsp_server_config server $extra]] {
+                set port [srv 0 port]
+                ocsp_wait_status good
+                assert_equal {{openssl GET}} [ocsps_responder_log_since $skip]
+                assert_equal good [ocsp_client_cert_status $port]
+
+                ocsp_mode noget
+                try {
+                    set skip [ocsp_responder_requests]
+                    r ocsp refresh
+                    wait_for_condition 50 100 {[ocsp_info fetches_ok] == 2} else {
+                        fail "no fetch (last_error [ocsp_info last_error])"
+                    }
+                    assert_equal {{noget GET} {noget POST}} [ocsps_responder_log_since $skip]
+                    assert_equal 0 [ocsp_info fetches_failed]
+                    assert_equal none [ocsp_info last_error]
+                    verify_log_message 0 "*OCSP: $::ocsp_url refused GET (GET answered 'HTTP/1.0 405 Method Not Allowed'); asking with POST from now on*" 0
+                    assert_equal good [ocsp_client_cert_status $port]
+
+                    # Later fetches go straight to POST.
+                    set skip [ocsp_responder_requests]
+                    r ocsp refresh
+                    wait_for_condition 50 100 {[ocsp_info fetches_ok] == 3} else {
+                        fail "no fetch (last_error [ocsp_info last_error])"
+                    }
+                    assert_equal {{noget POST}} [ocsps_responder_log_since $skip]
+                    assert_equal 1 [ocsps_log_count "refused GET"]
+                } finally {
+                    ocsp_mode openssl
+                }
+
+                # Another responder is asked with GET again.
+                set skip [ocsp_responder_requests]
+                r config set tls-ocsp-responder http://127.0.0.1:$::ocsp_port
+                wait_for_condition 50 100 {[ocsp_info fetches_ok] == 4} else {
+                    fail "no fetch (last_error [ocsp_info last_error])"
+                }
+                assert_equal {{openssl GET}} [ocsps_responder_log_since $skip]
+                assert_equal good [ocsp_client_cert_status $port]
+            }
+        }
+    }
+
+    # ---------------------------------------------------------------------
+    # OCSP REFRESH.
+
+    test {OCSP: OCSP REFRESH fetches at once, and says why when it cannot} {
+        ocsp_reset
+        start_server [list overrides [ocsp_server_config]] {
+            ocsp_wait_status good
+            set requests [ocsp_responder_requests]
+            assert_morethan [ocsp_info next_refresh_in_seconds] 3000
+            assert_equal OK [r ocsp refresh]
+            wait_for_condition 50 100 {[ocsp_info fetches_ok] == 2} else {
+                fail "no fetch after OCSP REFRESH (last_error [ocsp_info last_error])"
+            }
+            assert_equal [expr {$requests + 1}] [ocsp_responder_requests]
+            assert_morethan [ocsp_info next_refresh_in_seconds] 3000
+            assert_equal OK [r OCSP Refresh]
+            wait_for_condition 50 100 {[ocsp_info fetches_ok] == 3} else {
+                fail "no fetch after OCSP REFRESH"
+            }
+
+            # Two at once: one fetch (the second finds it in flight).
+            ocsp_mode hang
+            try {
+                set requests [ocsp_responder_requests]
+                r config set tls-ocsp-response-timeout 1
+                assert_equal OK [r ocsp refresh]
+                assert_equal OK [r ocsp refresh]
+                wait_for_condition 50 100 {[ocsp_info fetches_failed] == 1} else {
+                    fail "the hung fetch did not time out"
+                }
+                assert_equal timeout [ocsp_info last_error]
+                assert_equal [expr {$requests + 1}] [ocsp_responder_requests]
+                assert_equal good [ocsp_info status]
+            } finally {
+                ocsp_mode openssl
+            }
+
+            catch {r ocsp refresh now} err
+            assert_match "*unknown subcommand*" $err
+            catch {r ocsp} err
+            assert_match "*wrong number of arguments*" $err
+
+            r config set tls-ocsp-stapling no
+            catch {r ocsp refresh} err
+            assert_match "*OCSP stapling is disabled*" $err
+        }
+        start_server [list overrides [ocsp_server_config server-noaia]] {
+            wait_for_condition 50 100 {[ocsp_info status] eq "no_responder"} else {
+                fail "status is [ocsp_info status]"
+            }
+            catch {r ocsp refresh} err
+            assert_match "*no OCSP responder*" $err
+        }
+    }
+
+    test {OCSP: OCSP HELP, COMMAND DOCS and the ACL categories of OCSP REFRESH} {
+        ocsp_reset
+        start_server [list overrides [ocsp_server_config]] {
+            ocsp_wait_status good
+            set help [r ocsp help]
+            assert_match "*REFRESH*" $help
+            assert_match "*HELP*" $help
+
+            set docs [r command docs ocsp]
+            assert_equal ocsp [lindex $docs 0]
+            set doc [lindex $docs 1]
+            assert_match "*OCSP*" [dict get $doc summary]
+            set subs [dict get $doc subcommands]
+            assert {[dict exists $subs ocsp|refresh]}
+            assert {[dict exists $subs ocsp|help]}
+            assert_match "*OCSP*" [dict get [dict get $subs ocsp|refresh] summary]
+
+            set info [lindex [r command info ocsp|refresh] 0]
+            assert_equal ocsp|refresh [lindex $info 0]
+            assert_equal 2 [lindex $info 1]
+            foreach flag {admin noscript} { assert {$flag in [lindex $info 2]} }
+            foreach cat {@admin @dangerous @slow} { assert {$cat in [lindex $info 6]} }
+            assert {"ocsp|refresh" in [r acl cat admin]}
+            assert {"ocsp|refresh" in [r acl cat dangerous]}
+            assert {"ocsp|help" ni [r acl cat admin]}
+
+            # A user without @admin may ask for HELP, not REFRESH.
+            r acl setuser ocspuser on >pw +@all -@admin
+            set c [valkey_client]
+            try {
+                $c auth ocspuser pw
+                assert_match "*REFRESH*" [$c ocsp help]
+                catch {$c ocsp refresh} err
+                assert_match "*NOPERM*" $err
+            } finally {
+                $c close
+            }
+            assert_equal 1 [ocsp_info fetches_ok]
+        }
+    }
+
+    # ---------------------------------------------------------------------
+    # Response lifetimes.
+
+    test {OCSP: one-minute responses refreshed at a 90% margin: every fetch succeeds and the staple stays good} {
+        ocsp_reset
+        ocsp_mode {openssl -nmin 1}
+        try {
+            start_server [list overrides [ocsp_server_config server {tls-ocsp-refresh-margin 90%}]] {
+                set port [srv 0 port]
+                ocsp_wait_status good
+                assert_equal 60 [expr {[ocsp_info next_update] - [ocsp_info this_update]}]
+                # Refresh at thisUpdate + 6 s.
+                assert_range [ocsp_info next_refresh_in_seconds] 4 7
+                set deadline [expr {[clock seconds] + 25}]
+                set checks 0
+                while {[ocsp_info fetches_ok] < 3} {
+                    if {[clock seconds] > $deadline} {
+                        fail "only [ocsp_info fetches_ok] fetches in 25 s (last_error [ocsp_info last_error])"
+                    }
+                    assert_equal good [ocsp_info status]
+                    assert_equal good [ocsp_client_cert_status $port]
+                    assert_morethan [ocsp_info expires_in_seconds] 40
+                    incr checks
+                    after 500
+                }
+                assert_morethan $checks 5
+                assert_equal 0 [ocsp_info fetches_failed]
+                assert_equal good [ocsp_client_cert_status $port]
+                # Each refresh was scheduled by the margin, not retried.
+                assert_range [ocsp_info next_refresh_in_seconds] 4 7
+            }
+        } finally {
+            ocsp_mode openssl
+        }
+    }
+
+    test {OCSP: a response issued a few seconds in the future waits for its thisUpdate while one is stapled} {
+        ocsp_reset
+        start_server [list overrides [ocsp_server_config]] {
+            set port [srv 0 port]
+            ocsp_wait_status good
+            set this_update [ocsp_info this_update]
+            ocsp_mode {openssl -this-offset 4 -next-offset 3604}
+            try {
+                set asked [clock seconds]
+                r ocsp refresh
+                wait_for_condition 50 100 {[ocsp_info fetches_ok] == 2} else {
+                    fail "no fetch (last_error [ocsp_info last_error])"
+                }
+            } finally {
+                ocsp_mode openssl
+            }
+            # Held: the earlier response is still the one stapled.
+            if {[clock seconds] < $asked + 3} {
+                assert_equal $this_update [ocsp_info this_update]
+                assert_equal good [ocsp_client_cert_status $port]
+            }
+            wait_for_condition 100 100 {[ocsp_info this_update] > $this_update} else {
+                fail "the held response was never stapled"
+            }
+            assert_morethan_equal [clock seconds] [ocsp_info this_update]
+            assert_range [ocsp_info this_update] [expr {$asked + 3}] [expr {$asked + 6}]
+            assert_equal good [ocsp_client_cert_status $port]
+        }
+        # With nothing stapled, it is stapled at once.
+        ocsp_mode {openssl -this-offset 30 -next-offset 3630}
+        try {
+            start_server [list overrides [ocsp_server_config]] {
+                ocsp_wait_status good
+                assert_morethan [ocsp_info this_update] [expr {[clock seconds] + 20}]
+                assert_equal good [ocsp_client_cert_status [srv 0 port]]
+            }
+        } finally {
+            ocsp_mode openssl
+        }
+    }
+
+    ocsp_responder_stop
+}
+}
