@@ -6,10 +6,10 @@
 set -eu
 
 # build: compiler, pkg-config, OpenSSL headers, patch; tests: the Tcl harness
-# with TLS, the openssl CLI as OCSP responder, faketime for time-shifted
-# responses, gnutls-cli as a second client, redis-py with its OCSP extras,
-# git for `make tree`.
-packages="gcc make libc6-dev pkg-config libssl-dev patch openssl tcl tcl-tls faketime
+# with TLS and the openssl CLI (all the core tests need), plus gnutls-cli as a
+# second client and redis-py with its OCSP extras (tests using them skip
+# without them); git for `make tree`.
+packages="gcc make libc6-dev pkg-config libssl-dev patch openssl tcl tcl-tls
 gnutls-bin python3 python3-redis python3-requests python3-openssl procps git"
 [ "${1:-}" = "--dev" ] && packages="$packages clang-format-19"
 
