@@ -4,6 +4,9 @@
 #   make demo           build, then show a stapled OCSP response end to end
 #   make run            the demo, kept running in the foreground
 #   make test           our tests and upstream's TLS/CONFIG/INFO tests, in TLS mode
+#   make test-sanitizers our tests under AddressSanitizer + UBSan (build/valkey-asan)
+#   make test-tsan      our tests under ThreadSanitizer with io-threads (build/valkey-tsan)
+#   make fuzz           mutated responses through an ASan + UBSan server (FUZZ_COUNT=50000)
 #   make deps           install the Debian packages the build and tests need
 #   make tree           turn build/valkey into a git repository, one commit a patch
 #   make patches        regenerate patches/ from the commits of `make tree`
@@ -21,7 +24,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 # mkreleasehdr.sh asks git for a SHA: keep it from finding this repository.
 UPSTREAM_MAKE = GIT_CEILING_DIRECTORIES=$(CURDIR)/build $(MAKE) -C $(TREE) BUILD_TLS=yes
 
-.PHONY: all build deps assemble demo run test tree patches check-patches dist clean distclean
+.PHONY: all build deps assemble demo run test test-sanitizers test-tsan fuzz tree patches check-patches dist clean distclean
 
 all: build
 
@@ -45,6 +48,15 @@ run: build
 
 test: build
 	@utils/run-tests.sh
+
+test-sanitizers: deps
+	@utils/test-sanitizers.sh address
+
+test-tsan: deps
+	@utils/test-sanitizers.sh thread
+
+fuzz: deps
+	@utils/fuzz-ocsp.sh
 
 tree: assemble
 	@utils/patchset.sh tree

@@ -13,7 +13,8 @@
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-tree="$top/build/valkey"
+# VALKEY_TREE: another tree to assemble the same way (the sanitizer builds).
+tree="${VALKEY_TREE:-$top/build/valkey}"
 stamp_name=.ocsp-patchset-stamp
 topdir=$(sed -n 's/^VALKEY_TOPDIR = //p' "$top/deps/upstream.mk")
 
@@ -121,19 +122,19 @@ if [ -f "$tree/$stamp_name" ] && [ "$(cat "$tree/$stamp_name")" = "$want" ]; the
 fi
 
 mkdir -p "$top/build"
-tmp="$top/build/valkey.assembling"
+tmp="$tree.assembling"
 trap 'rm -rf "$tmp"' EXIT INT TERM
 unpack_and_patch "$tmp"
 (cd "$tmp" && find . -type f | sort) > "$tmp/.ocsp-manifest"
 
 if [ -d "$tree" ] && [ -f "$tree/.ocsp-manifest" ]; then
-    say "patch set changed: syncing build/valkey"
+    say "patch set changed: syncing ${tree#"$top"/}"
     sync_into "$tmp"
     cp "$tmp/.ocsp-manifest" "$tree/.ocsp-manifest"
 else
     rm -rf "$tree"
     mv "$tmp" "$tree"
-    say "assembled build/valkey ($(series | wc -l) patches)"
+    say "assembled ${tree#"$top"/} ($(series | wc -l) patches)"
 fi
 # Upstream's mkreleasehdr.sh runs `git diff -- ../src ../deps` on every make;
 # outside any repository git compares those two folders instead, whose
