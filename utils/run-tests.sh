@@ -1,13 +1,19 @@
 #!/bin/sh
-# `make test`: our tests plus upstream's TLS, CONFIG and INFO tests, all in TLS
+# `make test`: our tests plus upstream's tests of what our patches touch, all in TLS
 # mode, through ./runtest. Ends with one plain line "N passed, M failed"
 # counted from the harness's own [ok] / [err] / [exception] lines.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 log="$top/build/test.log"
-tests="unit/tls-ocsp unit/tls unit/introspection unit/info"
+# Ours, then upstream's tests of the files our patches touch: TLS, CONFIG,
+# INFO, valkey-cli / valkey-benchmark (cli_common.c), replication and the
+# cluster bus over TLS (tls.c's outgoing connections).
+tests="unit/tls-ocsp unit/tls-ocsp-sources unit/tls-ocsp-peers unit/tls unit/introspection unit/info
+integration/valkey-cli integration/valkey-benchmark integration/replication-4 unit/cluster/links"
 args=""
-for t in $tests; do args="$args --single $t"; done
+for t in $tests; do
+    [ -f "$top/tests/$t.tcl" ] || [ -f "$top/build/valkey/tests/$t.tcl" ] && args="$args --single $t"
+done
 # shellcheck disable=SC2086
 "$top/runtest" --tls --clients "${TEST_CLIENTS:-4}" $args "$@" 2>&1 | tee "$log"
 # The harness repeats each [err] line in its closing list: count up to there.
