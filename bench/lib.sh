@@ -57,6 +57,9 @@ alive() {
 cleanup() {
     local rc=$? pid
     trap - EXIT INT TERM HUP
+    # A script may define bench_before_cleanup to undo a state of its own
+    # before the processes are stopped (best effort, also on failure).
+    if declare -F bench_before_cleanup > /dev/null; then bench_before_cleanup || true; fi
     for pid in "${STARTED_PIDS[@]}"; do kill -TERM "$pid" 2> /dev/null || true; done
     for pid in "${STARTED_PIDS[@]}"; do
         for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
@@ -125,13 +128,15 @@ make_pki() {
         { cat "$WORK/pki.out" >&2; fail "PKI generation failed"; }
 }
 
-# start_responder PORT: the test OCSP responder on 127.0.0.1:PORT, answering
-# per $PKI/responder.mode. Sets RESPONDER_PID.
+# start_responder PORT [PKI_DIR]: the test OCSP responder on 127.0.0.1:PORT
+# for the PKI in PKI_DIR (default $PKI), answering per PKI_DIR/responder.mode
+# and logging to PKI_DIR/responder.log. Sets RESPONDER_PID.
 start_responder() {
-    tclsh "$TOP/tests/helpers/ocsp-responder.tcl" "$1" "$PKI" > "$WORK/responder.out" 2>&1 &
+    local port=$1 dir=${2:-$PKI}
+    tclsh "$TOP/tests/helpers/ocsp-responder.tcl" "$port" "$dir" > "$WORK/responder-$port.out" 2>&1 &
     RESPONDER_PID=$!
     STARTED_PIDS+=("$RESPONDER_PID")
-    wait_until 10 "OCSP responder on port $1" grep -q listening "$WORK/responder.out"
+    wait_until 10 "OCSP responder on port $port" grep -q listening "$WORK/responder-$port.out"
 }
 
 cli() {

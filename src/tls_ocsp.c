@@ -1744,10 +1744,7 @@ static void ensureSubject(void) {
 static void maybeFetchNow(void) {
     ensureSubject();
     if (!server.tls_ocsp_config.enabled || !ocsp.subject) return;
-    if (responseFileMode()) {
-        if (server.el) maybeCheckResponseFile();
-        return;
-    }
+    if (responseFileMode()) return; /* tlsOcspCron looks at the file. */
     if (ocsp.fetch || !ocsp.subject->url) return;
     if (!ocsp.fetch_scheduled || mstime() < ocsp.next_fetch_at || !server.el) return;
     fetchStart();
@@ -1767,6 +1764,9 @@ void tlsOcspCron(void) {
     publishHeldIfDue();
     warnIfResponseFileDue();
     maybeFetchNow();
+    /* From the cron only: the bio workers exist once the event loop runs,
+     * not yet when TLS is first configured. */
+    if (responseFileMode() && ocsp.subject) maybeCheckResponseFile();
 }
 
 void tlsOcspSetupServerContext(struct ssl_ctx_st *ctx) {
