@@ -1,0 +1,145 @@
+# Helpers for tests/unit/tls-ocsp-peers.tcl: servers that check the OCSP
+# staples of the servers they connect to (tls-ocsp-verify-peers). Built on
+# tests/support/ocsp.tcl (the PKI, the responder, ocsp_info ...), which must
+# be sourced first.
+
+# Only these of tests/support/ocsp.tcl are used: ocsp_file, ocsp_server_config,
+# ocsp_info, ocsp_wait_status, ocsp_set_cert_state, ocsp_make_response (and
+# in the tests ocsp_setup, ocsp_reset, ocsp_responder_stop).
+
+proc ocsp_peers_read {path} {
+    set fd [open $path rb]
+    set data [read $fd]
+    close $fd
+    return $data
+}
+
+proc ocsp_peers_port_open {port} {
+    if {[catch {close [socket 127.0.0.1 $port]}]} { return 0 }
+    return 1
+}
+
+# Issue one more server certificate NAME from the PKI's CA, with the same
+# AIA URL as server and server2, and add it to the responder's index as
+# valid; also NAME-chain.pem for tls-cert-file. Does nothing if NAME exists.
+proc ocsp_peers_issue {name {cn {}}} {
+    set dir [file dirname [ocsp_file ca.crt]]
+    if {[file exists $dir/$name.crt]} return
+    if {$cn eq {}} { set cn "Peer $name" }
+    if {![info exists ::ocsp_peers_serial]} { set ::ocsp_peers_serial 8192 }
+    incr ::ocsp_peers_serial
+    exec openssl genrsa -out $dir/$name.key 2048 2>/dev/null
+    exec openssl req -new -key $dir/$name.key -subj "/O=Valkey OCSP Test/CN=$cn" -out $dir/$name.csr 2>@1
+    exec openssl x509 -req -in $dir/$name.csr -CA $dir/ca.crt -CAkey $dir/ca.key \
+        -set_serial $::ocsp_peers_serial -days 30 -sha256 -extfile $dir/ext.cnf -extensions server_aia \
+        -out $dir/$name.crt 2>/dev/null
+    file delete $dir/$name.csr
+    set fd [open $dir/$name-chain.pem w]
+    puts -nonewline $fd "[ocsp_peers_read $dir/$name.crt][ocsp_peers_read $dir/ca.crt]"
+    close $fd
+    # index.txt: status, expiry, revocation, serial (hex), file, subject.
+    set serial [lindex [split [exec openssl x509 -in $dir/$name.crt -noout -serial] =] 1]
+    set enddate [lindex [split [exec openssl x509 -in $dir/$name.crt -noout -enddate] =] 1]
+    set expiry [exec date -u -d $enddate +%y%m%d%H%M%SZ]
+    set subject [regsub {^subject=\s*} [exec openssl x509 -in $dir/$name.crt -noout -subject -nameopt compat] {}]
+    set fd [open $dir/index.txt a]
+    puts $fd [join [list V $expiry {} $serial unknown $subject] "\t"]
+    close $fd
+}
+
+# start_server options for a stapling server presenting certificate NAME
+# that checks its peers with POLICY (no, optional, yes). CLIENT_CERT says
+# what its outgoing connections present: "server" (no tls-client-cert-file:
+# the server context and NAME's certificate are used), "client" (the PKI's
+# client.crt: the separate client context) or "harness" (the harness's own
+# client certificate, as start_server sets it).
+proc ocsp_peers_options {name policy {client_cert server} {extra {}}} {
+    set overrides [ocsp_server_config $name [concat [list tls-ocsp-verify-peers $policy] $extra]]
+    set options {}
+    switch -- $client_cert {
+        server {
+            lappend options omit {tls-client-cert-file tls-client-key-file}
+        }
+        client {
+            lappend overrides tls-client-cert-file [ocsp_file client.crt] \
+                tls-client-key-file [ocsp_file client.key]
+        }
+        harness {}
+        default { error "unknown client certificate choice $client_cert" }
+    }
+    return [concat [list overrides $overrides] $options]
+}
+
+# The peer check counters of server LEVEL, as a list {ok failed last_failure}.
+proc ocsp_peers_counters {{level 0}} {
+    list [ocsp_info peer_checks_ok $level] [ocsp_info peer_checks_failed $level] \
+        [ocsp_info peer_last_failure $level]
+}
+
+# Wait until server LEVEL has refused more than FAILED handshakes and its last
+# refusal is REASON for 127.0.0.1:PORT.
+proc ocsp_peers_wait_refused {level reason port failed} {
+    wait_for_condition 100 100 {
+        [ocsp_info peer_checks_failed $level] > $failed &&
+        [ocsp_info peer_last_failure $level] eq "$reason 127.0.0.1:$port"
+    } else {
+        fail "no refusal '$reason 127.0.0.1:$port' (checks failed [ocsp_info peer_checks_failed $level], last failure '[ocsp_info peer_last_failure $level]')"
+    }
+}
+
+# The WARNING that names a refusal of 127.0.0.1:PORT for REASON, in the log
+# of server LEVEL.
+proc ocsp_peers_wait_log {level reason port} {
+    wait_for_log_messages $level [list "*OCSP: refusing the TLS connection to 127.0.0.1:$port: $reason (*"] 0 100 100
+}
+
+proc ocsp_peers_link {level} {
+    status [srv $level client] master_link_status
+}
+
+# Make server LEVEL (presenting certificate NAME) staple a revoked status:
+# revoke NAME at the responder, then fetch at once.
+proc ocsp_peers_revoke {level name} {
+    ocsp_set_cert_state $name R
+    assert_equal OK [[srv $level client] ocsp refresh]
+    ocsp_wait_status revoked $level
+}
+
+# Replica LEVEL replicates from PRIMARY_LEVEL: wait for the link to be up.
+proc ocsp_peers_replicate {level primary_level} {
+    [srv $level client] replicaof 127.0.0.1 [srv $primary_level port]
+    wait_for_condition 100 100 {[ocsp_peers_link $level] eq "up"} else {
+        fail "replica did not sync with the primary on port [srv $primary_level port] (peer checks [ocsp_peers_counters $level])"
+    }
+}
+
+# Replica LEVEL, linked to PRIMARY_LEVEL, loses its link (CLIENT KILL on the
+# primary) and must reconnect.
+proc ocsp_peers_kill_replica_link {level primary_level} {
+    [srv $primary_level client] client kill type replica
+}
+
+# ---------------------------------------------------------------------------
+# A fake primary: openssl s_server on 127.0.0.1 presenting server.crt and
+# stapling the DER in STATUS_FILE whatever it says. Returns {pid port}.
+proc ocsp_peers_s_server_start {status_file} {
+    set port [find_available_port $::baseport $::portcount]
+    set log [ocsp_file s_server-$port.log]
+    set pid [exec openssl s_server -accept 127.0.0.1:$port -www \
+        -cert [ocsp_file server.crt] -key [ocsp_file server.key] \
+        -CAfile [ocsp_file ca-bundle.crt] -Verify 1 -status_file $status_file \
+        > $log 2>@1 < /dev/null &]
+    wait_for_condition 100 50 {[ocsp_peers_port_open $port]} else {
+        catch {exec kill $pid}
+        fail "openssl s_server did not start: [ocsp_peers_read $log]"
+    }
+    return [list $pid $port]
+}
+
+proc ocsp_peers_s_server_stop {s} {
+    lassign $s pid port
+    catch {exec kill $pid}
+    wait_for_condition 100 50 {![is_alive $pid]} else {
+        catch {exec kill -9 $pid}
+    }
+}
