@@ -121,14 +121,17 @@ proc ocsp_peers_kill_replica_link {level primary_level} {
 
 # ---------------------------------------------------------------------------
 # A fake primary: openssl s_server on 127.0.0.1 presenting server.crt and
-# stapling the DER in STATUS_FILE whatever it says. Returns {pid port}.
-proc ocsp_peers_s_server_start {status_file} {
+# stapling the DER in STATUS_FILE whatever it says (or certificate CERT).
+# It echoes lines reversed (-rev, which never reads stdin), so a replica that
+# accepts the staple gets a nonsense reply at once, fails to sync and
+# retries. Returns {pid port}.
+proc ocsp_peers_s_server_start {status_file {cert server}} {
     set port [find_available_port $::baseport $::portcount]
     set log [ocsp_file s_server-$port.log]
-    set pid [exec openssl s_server -accept 127.0.0.1:$port -www \
-        -cert [ocsp_file server.crt] -key [ocsp_file server.key] \
+    set pid [exec openssl s_server -accept 127.0.0.1:$port -rev \
+        -cert [ocsp_file $cert.crt] -key [ocsp_file $cert.key] \
         -CAfile [ocsp_file ca-bundle.crt] -Verify 1 -status_file $status_file \
-        > $log 2>@1 < /dev/null &]
+        < /dev/null > $log 2>@1 &]
     wait_for_condition 100 50 {[ocsp_peers_port_open $port]} else {
         catch {exec kill $pid}
         fail "openssl s_server did not start: [ocsp_peers_read $log]"
@@ -139,7 +142,16 @@ proc ocsp_peers_s_server_start {status_file} {
 proc ocsp_peers_s_server_stop {s} {
     lassign $s pid port
     catch {exec kill $pid}
-    wait_for_condition 100 50 {![is_alive $pid]} else {
+    wait_for_condition 100 50 {![process_is_alive $pid]} else {
         catch {exec kill -9 $pid}
     }
+}
+
+# A DER OCSPResponse carrying only a non-successful responseStatus
+# (RFC 6960: 3 = tryLater, 6 = unauthorized), written to FILE.
+proc ocsp_peers_error_response {file status} {
+    set fd [open $file wb]
+    puts -nonewline $fd [binary format c5 [list 0x30 3 0x0a 1 $status]]
+    close $fd
+    return $file
 }

@@ -113,5 +113,88 @@ tags {tls ocsp repl} {
             }
         }
     }
+
+    # Hostile or broken staples, from a fake primary (openssl s_server
+    # stapling a prepared file). Each row: the certificate s_server presents,
+    # the staple, and what a replica with "optional" and with "yes" makes of
+    # it (ok: the handshake passes; then the sync fails, s_server is no
+    # primary, and the replica retries).
+    set staples [list \
+        server [ocsp_make_response server [ocsp_file peers-good.der]] ok ok \
+        server [ocsp_make_response server [ocsp_file peers-by-ca.der] -signer ca] ok ok \
+        server [ocsp_make_response other [ocsp_file peers-other.der]] wrong_certificate wrong_certificate \
+        server [ocsp_make_response server [ocsp_file peers-expired.der] -this-offset -7200 -next-offset -3600] stale stale \
+        server [ocsp_make_response server [ocsp_file peers-future.der] -this-offset 3600 -next-offset 7200] not_yet_valid not_yet_valid \
+        server [ocsp_make_response server [ocsp_file peers-rogue.der] -signer rogue] bad_signature bad_signature \
+        server [ocsp_make_response server [ocsp_file peers-nosign.der] -signer nosign] bad_signature bad_signature \
+        server [ocsp_peers_error_response [ocsp_file peers-trylater.der] 3] responder_error responder_error \
+        server-unknown [ocsp_make_response server-unknown [ocsp_file peers-unknown.der]] ok unknown \
+    ]
+    foreach policy {optional yes} {
+        test "OCSP peers: a replica with tls-ocsp-verify-peers $policy refuses bad staples from a fake primary" {
+            ocsp_reset
+            start_server [ocsp_peers_options server3 $policy] {
+                foreach {cert staple optional_outcome yes_outcome} $staples {
+                    set outcome [expr {$policy eq "yes" ? $yes_outcome : $optional_outcome}]
+                    lassign [ocsp_peers_counters] ok failed last
+                    set s [ocsp_peers_s_server_start $staple $cert]
+                    set port [lindex $s 1]
+                    try {
+                        r replicaof 127.0.0.1 $port
+                        if {$outcome eq "ok"} {
+                            wait_for_condition 100 100 {[ocsp_info peer_checks_ok] > $ok} else {
+                                fail "[file tail $staple]: no handshake passed the check ([ocsp_peers_counters])"
+                            }
+                            assert_equal [list $failed $last] [lrange [ocsp_peers_counters] 1 2] "[file tail $staple]"
+                        } else {
+                            ocsp_peers_wait_refused 0 $outcome $port $failed
+                            ocsp_peers_wait_log 0 $outcome $port
+                            assert_equal $ok [ocsp_info peer_checks_ok] "[file tail $staple]"
+                        }
+                        assert_equal down [ocsp_peers_link 0]
+                        r replicaof no one
+                    } finally {
+                        ocsp_peers_s_server_stop $s
+                    }
+                }
+                assert_equal PONG [r ping]
+            }
+        }
+    }
+
+    test "OCSP peers: with io-threads on both sides, a good primary is accepted and a revoked one refused" {
+        ocsp_reset
+        set threads {io-threads 2 io-threads-always-active yes}
+        start_server [list overrides [ocsp_server_config server $threads]] {
+        start_server [list overrides [ocsp_server_config server2 $threads]] {
+        start_server [ocsp_peers_options server3 yes client $threads] {
+            set revoked_port [srv -1 port]
+            ocsp_wait_status good -2
+            ocsp_wait_status good -1
+            assert_equal 2 [lindex [r config get io-threads] 1]
+            ocsp_peers_replicate 0 -2
+            [srv -2 client] set probe threads
+            wait_for_condition 50 100 {[r get probe] eq "threads"} else {
+                fail "the write did not replicate"
+            }
+            assert_morethan_equal [ocsp_info peer_checks_ok] 1
+            assert_equal 0 [ocsp_info peer_checks_failed]
+            set failed [ocsp_info peer_checks_failed]
+            try {
+                ocsp_peers_revoke -1 server2
+                r replicaof 127.0.0.1 $revoked_port
+                ocsp_peers_wait_refused 0 revoked $revoked_port $failed
+                assert_equal down [ocsp_peers_link 0]
+                ocsp_peers_wait_log 0 revoked $revoked_port
+            } finally {
+                ocsp_set_cert_state server2 V
+            }
+            # Back to the good primary.
+            ocsp_peers_replicate 0 -2
+            assert_equal threads [r get probe]
+        }
+        }
+        }
+    }
 }
 }
