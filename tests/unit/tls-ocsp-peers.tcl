@@ -196,5 +196,140 @@ tags {tls ocsp repl} {
         }
         }
     }
+
+    # Cluster bus. R 0 presents server3, R 1 server2, R 2 server; R 1 and
+    # R 2 serve the slots, R 0 none, so the cluster stays ok without it.
+    # Every node staples and checks its peers with "yes".
+    proc ocsp_peers_cluster {code} {
+        set extra {cluster-enabled yes cluster-node-timeout 3000 cluster-ping-interval 100}
+        # Cluster mode has one database (as start_cluster does).
+        set singledb $::singledb
+        set ::singledb 1
+        try {
+            start_server [ocsp_peers_options server yes server $extra] {
+            start_server [ocsp_peers_options server2 yes server $extra] {
+            start_server [ocsp_peers_options server3 yes server $extra] {
+                for {set i 0} {$i < 3} {incr i} {
+                    ocsp_wait_status good -$i
+                    R $i cluster set-config-epoch [expr {$i + 1}]
+                }
+                R 0 cluster meet 127.0.0.1 [srv -1 port]
+                R 0 cluster meet 127.0.0.1 [srv -2 port]
+                R 1 cluster addslotsrange 0 8191
+                R 2 cluster addslotsrange 8192 16383
+                wait_for_cluster_propagation
+                wait_for_cluster_state ok
+                uplevel 1 $code
+            }
+            }
+            }
+        } finally {
+            set ::singledb $singledb
+        }
+    }
+
+    # The CLUSTER NODES entry of node ID as node I sees it: {flags link-state}.
+    proc ocsp_peers_node_state {i id} {
+        foreach line [split [string trim [R $i cluster nodes]] "\n"] {
+            set f [split [string trim $line] " "]
+            if {[lindex $f 0] eq $id} { return [list [lindex $f 2] [lindex $f 7]] }
+        }
+        return {}
+    }
+
+    proc ocsp_peers_node_failed {i id} {
+        set flags [split [lindex [ocsp_peers_node_state $i $id] 0] ,]
+        expr {"fail" in $flags || "fail?" in $flags}
+    }
+
+    test "OCSP peers: cluster nodes refuse bus links to a node whose certificate is revoked, and take it back once good" {
+        ocsp_reset
+        ocsp_peers_cluster {
+            set ids {}
+            for {set i 0} {$i < 3} {incr i} {
+                lappend ids [R $i cluster myid]
+                assert_morethan_equal [ocsp_info peer_checks_ok -$i] 2
+                assert_equal 0 [ocsp_info peer_checks_failed -$i]
+                assert_equal none [ocsp_info peer_last_failure -$i]
+            }
+            lassign $ids revoked_id id1 id2
+            set revoked_bus [expr {[srv 0 port] + 10000}]
+            try {
+                ocsp_peers_revoke 0 server3
+                set failed1 [ocsp_info peer_checks_failed -1]
+                set failed2 [ocsp_info peer_checks_failed -2]
+                # Links up before the revocation stay up: drop them.
+                R 1 debug clusterlink kill all $revoked_id
+                R 2 debug clusterlink kill all $revoked_id
+                ocsp_peers_wait_refused -1 revoked $revoked_bus $failed1
+                ocsp_peers_wait_refused -2 revoked $revoked_bus $failed2
+                ocsp_peers_wait_log -1 revoked $revoked_bus
+                ocsp_peers_wait_log -2 revoked $revoked_bus
+                # They keep trying and keep refusing; no link to it comes up.
+                foreach i {1 2} {
+                    set failed [ocsp_info peer_checks_failed -$i]
+                    wait_for_condition 50 100 {[ocsp_info peer_checks_failed -$i] > $failed + 3} else {
+                        fail "node $i stopped trying to link to the revoked node"
+                    }
+                    assert_equal 1 [count_log_message -$i "refusing the TLS connection to 127.0.0.1:$revoked_bus: revoked"]
+                }
+                # Meanwhile the healthy nodes keep each other linked and the
+                # cluster ok; the revoked node has refused nothing.
+                assert_equal {master connected} [ocsp_peers_node_state 1 $id2]
+                assert_equal {master connected} [ocsp_peers_node_state 2 $id1]
+                assert_equal ok [CI 1 cluster_state]
+                assert_equal ok [CI 2 cluster_state]
+                assert_equal 0 [ocsp_info peer_checks_failed 0]
+                assert_equal PONG [R 0 ping]
+            } finally {
+                ocsp_set_cert_state server3 V
+            }
+            # Good again: the healthy nodes link to it once more.
+            set ok1 [ocsp_info peer_checks_ok -1]
+            set ok2 [ocsp_info peer_checks_ok -2]
+            assert_equal OK [R 0 ocsp refresh]
+            ocsp_wait_status good 0
+            foreach i {1 2} {
+                wait_for_condition 100 100 {
+                    [lindex [ocsp_peers_node_state $i $revoked_id] 1] eq "connected" &&
+                    [ocsp_info peer_checks_ok -$i] > [set ok$i]
+                } else {
+                    fail "node $i did not link to the node stapling good again"
+                }
+                set failed [ocsp_info peer_checks_failed -$i]
+                after 500
+                assert_equal $failed [ocsp_info peer_checks_failed -$i]
+            }
+            wait_for_cluster_state ok
+        }
+    }
+
+    # README: "cluster nodes stop gossiping with it and mark it failed". The
+    # healthy nodes cannot link to the revoked node, but it still links to
+    # them (their staples are good, and an incoming bus connection is not
+    # checked), so they keep receiving its PINGs and gossip, and never flag it
+    # PFAIL/FAIL. Asserted only with OCSP_PEERS_STRICT=1 until that changes.
+    test "OCSP peers: the healthy nodes mark a revoked node failed" {
+        if {![info exists ::env(OCSP_PEERS_STRICT)] || $::env(OCSP_PEERS_STRICT) in {{} 0}} {
+            skip "known gap: a revoked node keeps its own bus links to the healthy nodes, so they never mark it failed (OCSP_PEERS_STRICT=1 asserts it)"
+        }
+        ocsp_reset
+        ocsp_peers_cluster {
+            set revoked_id [R 0 cluster myid]
+            try {
+                ocsp_peers_revoke 0 server3
+                R 1 debug clusterlink kill all $revoked_id
+                R 2 debug clusterlink kill all $revoked_id
+                # cluster-node-timeout is 3 s.
+                wait_for_condition 100 100 {
+                    [ocsp_peers_node_failed 1 $revoked_id] && [ocsp_peers_node_failed 2 $revoked_id]
+                } else {
+                    fail "not marked failed: node 1 sees [ocsp_peers_node_state 1 $revoked_id], node 2 [ocsp_peers_node_state 2 $revoked_id] (refusals [ocsp_info peer_checks_failed -1], [ocsp_info peer_checks_failed -2])"
+                }
+            } finally {
+                ocsp_set_cert_state server3 V
+            }
+        }
+    }
 }
 }
