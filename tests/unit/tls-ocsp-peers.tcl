@@ -331,5 +331,77 @@ tags {tls ocsp repl} {
             }
         }
     }
+
+    # CONFIG SET of tls-ocsp-verify-peers and tls-ca-cert-file (the same file:
+    # every TLS context is rebuilt) while new outgoing connections keep being
+    # made: the replica switching primaries and being kicked off, and MIGRATE
+    # from a primary to one that staples nothing. IO threads on.
+    test "OCSP peers: CONFIG SET of the policy and the CA file during a stream of outgoing connections" {
+        ocsp_reset
+        set threads {io-threads 2 io-threads-always-active yes}
+        start_server [list overrides [ocsp_server_config server $threads]] {
+        start_server [list overrides [ocsp_server_config server2 [concat {tls-ocsp-stapling no} $threads]]] {
+        start_server [ocsp_peers_options server3 optional client $threads] {
+            set p1 [srv -2 client]
+            set p2 [srv -1 client]
+            set p1_port [srv -2 port]
+            set p2_port [srv -1 port]
+            ocsp_wait_status good -2
+            ocsp_wait_status good 0
+            set ca [lindex [r config get tls-ca-cert-file] 1]
+            set policies {no optional yes}
+            set i 0
+            set migrate_errors 0
+            set deadline [expr {[clock milliseconds] + 3000}]
+            while {[clock milliseconds] < $deadline} {
+                set policy [lindex $policies [expr {$i % 3}]]
+                r config set tls-ocsp-verify-peers $policy
+                r config set tls-ca-cert-file $ca
+                r replicaof 127.0.0.1 [expr {$i % 2 ? $p2_port : $p1_port}]
+                $p1 client kill type replica
+                $p2 client kill type replica
+                $p1 config set tls-ocsp-verify-peers [lindex $policies [expr {($i + 1) % 3}]]
+                if {$i % 4 == 0} { $p1 config set tls-ca-cert-file $ca }
+                $p1 set churn $i
+                # MIGRATE caches its connection: drop it, so that the next
+                # MIGRATE makes a new one.
+                $p2 client kill type normal skipme yes
+                if {[catch {$p1 migrate 127.0.0.1 $p2_port churn 0 1000 COPY REPLACE} err]} {
+                    assert_match {*IOERR*} $err
+                    incr migrate_errors
+                }
+                if {$i % 5 == 0} {
+                    set info [r info tls]
+                    assert_match {*tls_ocsp_peer_checks_ok:*} $info
+                }
+                incr i
+                after 20
+            }
+            assert_morethan $i 20
+            foreach level {0 -1 -2} {
+                assert_equal PONG [[srv $level client] ping]
+                assert {[process_is_alive [srv $level pid]]}
+                verify_no_log_message $level "*crashed by signal*" 0
+                verify_no_log_message $level "*ASSERTION FAILED*" 0
+                foreach field {peer_checks_ok peer_checks_failed} {
+                    assert {[string is integer -strict [ocsp_info $field $level]]}
+                }
+            }
+            # Every policy took effect for some connections.
+            assert_morethan [ocsp_info peer_checks_ok] 0
+            assert_morethan [ocsp_info peer_checks_failed -2] 0
+            assert_morethan $migrate_errors 0
+            # And the last setting is the one in force.
+            r config set tls-ocsp-verify-peers yes
+            r config set tls-ca-cert-file $ca
+            ocsp_peers_replicate 0 -2
+            set failed [ocsp_info peer_checks_failed]
+            r replicaof 127.0.0.1 $p2_port
+            ocsp_peers_wait_refused 0 no_staple $p2_port $failed
+            r replicaof no one
+        }
+        }
+        }
+    }
 }
 }
