@@ -27,10 +27,11 @@ address)
     ;;
 thread)
     tree="$top/build/valkey-tsan"
-    build_args="SANITIZER=thread"
+    build_args="SANITIZER=thread MALLOC=libc"
     harness_args="--io-threads"
-    # Keep going after a report, so that one run lists them all.
-    TSAN_OPTIONS="halt_on_error=0 ${TSAN_OPTIONS:-}"
+    # Upstream's own reports are suppressed (utils/tsan-upstream.sup says
+    # which and why); keep going after a report, so one run lists them all.
+    TSAN_OPTIONS="suppressions=$top/utils/tsan-upstream.sup halt_on_error=0 ${TSAN_OPTIONS:-}"
     export TSAN_OPTIONS
     ;;
 *)
@@ -79,7 +80,21 @@ fi
 # Every server's stderr and log of the run, not only those the harness read.
 reports=$(grep -rlE 'ERROR: (Address|Leak|Thread|UndefinedBehavior)Sanitizer|WARNING: ThreadSanitizer|runtime error:' \
     tests/tmp 2> /dev/null)
-if [ -n "$reports" ]; then
+if [ "$mode" = thread ] && [ -n "$reports" ]; then
+    # Left after the suppressions: each distinct report, and whether a frame
+    # is in our files.
+    # shellcheck disable=SC2086
+    awk '/WARNING: ThreadSanitizer/ { block = $0; next }
+         block != "" { block = block "\n" $0 }
+         /^SUMMARY: ThreadSanitizer/ {
+             kind = (block ~ /tls_ocsp/) ? "ours" : "upstream"
+             sub(/.*SUMMARY: ThreadSanitizer: /, "", $0); sub(/ \/[^ ]*\/src\//, " ", $0)
+             print kind ": " $0; block = "" }' $reports | sort | uniq -c | sort -rn > "$tree.tsan-reports"
+    echo "test-sanitizers: TSan reports (count, whose, where):"
+    cat "$tree.tsan-reports"
+    echo "test-sanitizers: $(grep -c ' ours: ' "$tree.tsan-reports") distinct TSan report(s) in our code"
+    failed=$((failed + $(wc -l < "$tree.tsan-reports")))
+elif [ -n "$reports" ]; then
     echo "test-sanitizers: sanitizer reports in:"
     for f in $reports; do
         echo "== $f"
