@@ -208,7 +208,8 @@ tags {tls ocsp} {
 
     test {OCSP: tls-ocsp-cache-file and tls-ocsp-response-file are protected configs} {
         ocsp_reset
-        start_server [list overrides [ocsp_server_config]] {
+        # The harness's default configuration enables protected configs.
+        start_server [list overrides [ocsp_server_config server {enable-protected-configs no}]] {
             ocsp_wait_status good
             foreach name {tls-ocsp-cache-file tls-ocsp-response-file} {
                 catch {r config set $name [ocsp_file x.der]} err
@@ -613,6 +614,8 @@ tags {tls ocsp} {
             }
 
             catch {r ocsp refresh now} err
+            assert_match "*wrong number of arguments*" $err
+            catch {r ocsp nosuch} err
             assert_match "*unknown subcommand*" $err
             catch {r ocsp} err
             assert_match "*wrong number of arguments*" $err
