@@ -335,12 +335,12 @@ tags {tls ocsp repl} {
     # CONFIG SET of tls-ocsp-verify-peers and tls-ca-cert-file (the same file:
     # every TLS context is rebuilt) while new outgoing connections keep being
     # made: the replica switching primaries and being kicked off, and MIGRATE
-    # from a primary to one that staples nothing. IO threads on.
+    # from a primary to one that staples nothing. IO threads on the replica.
     test "OCSP peers: CONFIG SET of the policy and the CA file during a stream of outgoing connections" {
         ocsp_reset
         set threads {io-threads 2 io-threads-always-active yes}
-        start_server [list overrides [ocsp_server_config server $threads]] {
-        start_server [list overrides [ocsp_server_config server2 [concat {tls-ocsp-stapling no} $threads]]] {
+        start_server [list overrides [ocsp_server_config server]] {
+        start_server [list overrides [ocsp_server_config server2 {tls-ocsp-stapling no}]] {
         start_server [ocsp_peers_options server3 optional client $threads] {
             set p1 [srv -2 client]
             set p2 [srv -1 client]
@@ -352,8 +352,9 @@ tags {tls ocsp repl} {
             set policies {no optional yes}
             set i 0
             set migrate_errors 0
-            set deadline [expr {[clock milliseconds] + 3000}]
-            while {[clock milliseconds] < $deadline} {
+            # At least 30 rounds and 3 seconds (at most 20 seconds on a slow host).
+            set start [clock milliseconds]
+            while {($i < 30 || [clock milliseconds] - $start < 3000) && [clock milliseconds] - $start < 20000} {
                 set policy [lindex $policies [expr {$i % 3}]]
                 r config set tls-ocsp-verify-peers $policy
                 r config set tls-ca-cert-file $ca
@@ -377,7 +378,7 @@ tags {tls ocsp repl} {
                 incr i
                 after 20
             }
-            assert_morethan $i 20
+            assert_morethan_equal $i 10
             foreach level {0 -1 -2} {
                 assert_equal PONG [[srv $level client] ping]
                 assert {[process_is_alive [srv $level pid]]}
