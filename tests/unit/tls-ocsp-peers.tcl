@@ -404,5 +404,7 @@ tags {tls ocsp repl} {
         }
         }
     }
+
+    ocsp_responder_stop
 }
 }
