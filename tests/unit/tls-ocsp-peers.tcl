@@ -392,14 +392,30 @@ tags {tls ocsp repl} {
             assert_morethan [ocsp_info peer_checks_ok] 0
             assert_morethan [ocsp_info peer_checks_failed -2] 0
             assert_morethan $migrate_errors 0
-            # And the last setting is the one in force.
+            # The setting applies to new connections: a link made under "no"
+            # stays up after "yes", until it is made again.
+            r config set tls-ocsp-verify-peers no
+            ocsp_peers_replicate 0 -1
             r config set tls-ocsp-verify-peers yes
             r config set tls-ca-cert-file $ca
-            ocsp_peers_replicate 0 -2
+            $p2 set after-config 1
+            wait_for_condition 50 100 {[r get after-config] eq "1"} else {
+                fail "the link made under 'no' did not stay up"
+            }
+            assert_equal up [ocsp_peers_link 0]
             set failed [ocsp_info peer_checks_failed]
-            r replicaof 127.0.0.1 $p2_port
+            $p2 client kill type replica
             ocsp_peers_wait_refused 0 no_staple $p2_port $failed
+            assert_equal down [ocsp_peers_link 0]
+            ocsp_peers_replicate 0 -2
             r replicaof no one
+            # Refused values, CONFIG GET and CONFIG REWRITE.
+            catch {r config set tls-ocsp-verify-peers maybe} err
+            assert_match {*tls-ocsp-verify-peers*} $err
+            assert_equal {tls-ocsp-verify-peers yes} [r config get tls-ocsp-verify-peers]
+            r config set tls-ocsp-verify-peers optional
+            r config rewrite
+            assert_match "*\ntls-ocsp-verify-peers optional\n*" [ocsp_peers_read [srv 0 config_file]]
         }
         }
         }
