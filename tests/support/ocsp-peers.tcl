@@ -113,12 +113,6 @@ proc ocsp_peers_replicate {level primary_level} {
     }
 }
 
-# Replica LEVEL, linked to PRIMARY_LEVEL, loses its link (CLIENT KILL on the
-# primary) and must reconnect.
-proc ocsp_peers_kill_replica_link {level primary_level} {
-    [srv $primary_level client] client kill type replica
-}
-
 # ---------------------------------------------------------------------------
 # A fake primary: openssl s_server on 127.0.0.1 presenting server.crt and
 # stapling the DER in STATUS_FILE whatever it says (or certificate CERT).
@@ -154,4 +148,50 @@ proc ocsp_peers_error_response {file status} {
     puts -nonewline $fd [binary format c5 [list 0x30 3 0x0a 1 $status]]
     close $fd
     return $file
+}
+
+# ---------------------------------------------------------------------------
+# Run CODE with a three-node cluster of stapling servers checking their peers
+# with "yes": R 0 presents server3, R 1 server2, R 2 server; R 1 and R 2
+# serve all the slots, R 0 none (so the cluster stays ok without it).
+proc ocsp_peers_cluster {code} {
+    set extra {cluster-enabled yes cluster-node-timeout 3000 cluster-ping-interval 100}
+    # Cluster mode has one database (as start_cluster does).
+    set singledb $::singledb
+    set ::singledb 1
+    try {
+        start_server [ocsp_peers_options server yes server $extra] {
+        start_server [ocsp_peers_options server2 yes server $extra] {
+        start_server [ocsp_peers_options server3 yes server $extra] {
+            for {set i 0} {$i < 3} {incr i} {
+                ocsp_wait_status good -$i
+                R $i cluster set-config-epoch [expr {$i + 1}]
+            }
+            R 0 cluster meet 127.0.0.1 [srv -1 port]
+            R 0 cluster meet 127.0.0.1 [srv -2 port]
+            R 1 cluster addslotsrange 0 8191
+            R 2 cluster addslotsrange 8192 16383
+            wait_for_cluster_propagation
+            wait_for_cluster_state ok
+            uplevel 1 $code
+        }
+        }
+        }
+    } finally {
+        set ::singledb $singledb
+    }
+}
+
+# The CLUSTER NODES entry of node ID as node I sees it: {flags link-state}.
+proc ocsp_peers_node_state {i id} {
+    foreach line [split [string trim [R $i cluster nodes]] "\n"] {
+        set f [split [string trim $line] " "]
+        if {[lindex $f 0] eq $id} { return [list [lindex $f 2] [lindex $f 7]] }
+    }
+    return {}
+}
+
+proc ocsp_peers_node_failed {i id} {
+    set flags [split [lindex [ocsp_peers_node_state $i $id] 0] ,]
+    expr {"fail" in $flags || "fail?" in $flags}
 }

@@ -62,7 +62,7 @@ tags {tls ocsp repl} {
                     ocsp_peers_revoke -2 server2
                     assert_equal up [ocsp_peers_link 0]
                     set loglines [count_log_lines 0]
-                    ocsp_peers_kill_replica_link 0 -2
+                    [srv -2 client] client kill type replica
                     if {$policy eq "no"} {
                         wait_for_condition 100 100 {
                             [status [srv -2 client] sync_full] + [status [srv -2 client] sync_partial_ok] > $syncs &&
@@ -78,7 +78,7 @@ tags {tls ocsp repl} {
                             fail "the replica stopped retrying"
                         }
                         assert_equal down [ocsp_peers_link 0]
-                        assert_match "revoked 127.0.0.1:$revoked_port" [ocsp_info peer_last_failure]
+                        assert_equal "revoked 127.0.0.1:$revoked_port" [ocsp_info peer_last_failure]
                         ocsp_peers_wait_log 0 revoked $revoked_port
                         verify_log_message 0 "*OCSP: refusing the TLS connection to 127.0.0.1:$revoked_port: revoked (revoked at *, reason: keyCompromise)*" $loglines
                         verify_log_message 0 "*Error condition on socket for SYNC:*invalid status response*" $loglines
@@ -118,12 +118,18 @@ tags {tls ocsp repl} {
     # stapling a prepared file). Each row: the certificate s_server presents,
     # the staple, and what a replica with "optional" and with "yes" makes of
     # it (ok: the handshake passes; then the sync fails, s_server is no
-    # primary, and the replica retries).
+    # primary, and the replica retries). thisUpdate may be up to 5 minutes
+    # ahead; nextUpdate gets no grace; without nextUpdate a response is
+    # valid for an hour from thisUpdate.
     set staples [list \
         server [ocsp_make_response server [ocsp_file peers-good.der]] ok ok \
         server [ocsp_make_response server [ocsp_file peers-by-ca.der] -signer ca] ok ok \
         server [ocsp_make_response other [ocsp_file peers-other.der]] wrong_certificate wrong_certificate \
         server [ocsp_make_response server [ocsp_file peers-expired.der] -this-offset -7200 -next-offset -3600] stale stale \
+        server [ocsp_make_response server [ocsp_file peers-just-expired.der] -this-offset -3600 -next-offset -60] stale stale \
+        server [ocsp_make_response server [ocsp_file peers-skew.der] -this-offset 120 -next-offset 3600] ok ok \
+        server [ocsp_make_response server [ocsp_file peers-no-next.der] -nmin none] ok ok \
+        server [ocsp_make_response server [ocsp_file peers-old-no-next.der] -this-offset -7200 -next-offset none] stale stale \
         server [ocsp_make_response server [ocsp_file peers-future.der] -this-offset 3600 -next-offset 7200] not_yet_valid not_yet_valid \
         server [ocsp_make_response server [ocsp_file peers-rogue.der] -signer rogue] bad_signature bad_signature \
         server [ocsp_make_response server [ocsp_file peers-nosign.der] -signer nosign] bad_signature bad_signature \
@@ -197,51 +203,9 @@ tags {tls ocsp repl} {
         }
     }
 
-    # Cluster bus. R 0 presents server3, R 1 server2, R 2 server; R 1 and
-    # R 2 serve the slots, R 0 none, so the cluster stays ok without it.
-    # Every node staples and checks its peers with "yes".
-    proc ocsp_peers_cluster {code} {
-        set extra {cluster-enabled yes cluster-node-timeout 3000 cluster-ping-interval 100}
-        # Cluster mode has one database (as start_cluster does).
-        set singledb $::singledb
-        set ::singledb 1
-        try {
-            start_server [ocsp_peers_options server yes server $extra] {
-            start_server [ocsp_peers_options server2 yes server $extra] {
-            start_server [ocsp_peers_options server3 yes server $extra] {
-                for {set i 0} {$i < 3} {incr i} {
-                    ocsp_wait_status good -$i
-                    R $i cluster set-config-epoch [expr {$i + 1}]
-                }
-                R 0 cluster meet 127.0.0.1 [srv -1 port]
-                R 0 cluster meet 127.0.0.1 [srv -2 port]
-                R 1 cluster addslotsrange 0 8191
-                R 2 cluster addslotsrange 8192 16383
-                wait_for_cluster_propagation
-                wait_for_cluster_state ok
-                uplevel 1 $code
-            }
-            }
-            }
-        } finally {
-            set ::singledb $singledb
-        }
-    }
-
-    # The CLUSTER NODES entry of node ID as node I sees it: {flags link-state}.
-    proc ocsp_peers_node_state {i id} {
-        foreach line [split [string trim [R $i cluster nodes]] "\n"] {
-            set f [split [string trim $line] " "]
-            if {[lindex $f 0] eq $id} { return [list [lindex $f 2] [lindex $f 7]] }
-        }
-        return {}
-    }
-
-    proc ocsp_peers_node_failed {i id} {
-        set flags [split [lindex [ocsp_peers_node_state $i $id] 0] ,]
-        expr {"fail" in $flags || "fail?" in $flags}
-    }
-
+    # Cluster bus (ocsp_peers_cluster): R 0 presents server3, R 1 server2,
+    # R 2 server; R 1 and R 2 serve the slots, R 0 none, so the cluster stays
+    # ok without it. Every node staples and checks its peers with "yes".
     test "OCSP peers: cluster nodes refuse bus links to a node whose certificate is revoked, and take it back once good" {
         ocsp_reset
         ocsp_peers_cluster {
