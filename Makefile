@@ -6,7 +6,8 @@
 #   make test           our tests and upstream's TLS/CONFIG/INFO tests, in TLS mode
 #   make test-sanitizers our tests under AddressSanitizer + UBSan (build/valkey-asan)
 #   make test-tsan      our tests under ThreadSanitizer with io-threads (build/valkey-tsan)
-#   make fuzz           mutated responses through an ASan + UBSan server (FUZZ_COUNT=50000)
+#   make fuzz           mutated responses through an ASan + UBSan server (FUZZ_COUNT=50000;
+#                       also: make fuzz-ocsp)
 #   make deps           install the Debian packages the build and tests need
 #   make tree           turn build/valkey into a git repository, one commit a patch
 #   make patches        regenerate patches/ from the commits of `make tree`
@@ -24,7 +25,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 # mkreleasehdr.sh asks git for a SHA: keep it from finding this repository.
 UPSTREAM_MAKE = GIT_CEILING_DIRECTORIES=$(CURDIR)/build $(MAKE) -C $(TREE) BUILD_TLS=yes
 
-.PHONY: all build deps assemble demo run test test-sanitizers test-tsan fuzz tree patches check-patches dist clean distclean
+.PHONY: all build deps assemble demo run test test-sanitizers test-tsan fuzz fuzz-ocsp tree patches check-patches dist clean distclean
 
 all: build
 
@@ -57,6 +58,8 @@ test-tsan: deps
 
 fuzz: deps
 	@utils/fuzz-ocsp.sh
+
+fuzz-ocsp: fuzz
 
 tree: assemble
 	@utils/patchset.sh tree

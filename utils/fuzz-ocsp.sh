@@ -1,32 +1,60 @@
 #!/bin/sh
 # Mutated OCSP responses through an AddressSanitizer + UBSan server.
 #
-#   utils/fuzz-ocsp.sh        (make fuzz; FUZZ_COUNT mutants, default 50000)
+#   utils/fuzz-ocsp.sh        (make fuzz)
 #
-# The test responder (tests/helpers/ocsp-responder.tcl, mode "fuzz") answers
-# every request with a mutated copy of one real response (byte flips,
-# truncation, insertion, length edits; the mutation is logged). A stapling
-# server from build/valkey-asan (built as make test-sanitizers builds it) is
-# made to fetch again and again with OCSP REFRESH until FUZZ_COUNT fetches
-# have ended. Printed: the mutants served, the fetches by outcome
-# (tls_ocsp_last_error names, from the server's log), and any sanitizer
-# report; the exit status is non-zero if the server died or reported.
-# Everything listens on 127.0.0.1 and is stopped at the end.
+#   FUZZ_COUNT   fetches to drive (default 50000)
+#   FUZZ_SEED    the responder's mutation seed (default: from the clock;
+#                printed, so a run can be repeated)
+#   FUZZ_KEEP=1  keep the work directory (PKI, logs, outcomes)
+#
+# Builds (or reuses) build/valkey-asan as make test-sanitizers does, makes
+# the test PKI (tests/helpers/ocsp-pki.sh) and a real response, and starts
+# the test responder (tests/helpers/ocsp-responder.tcl) in its fuzz mode,
+# which answers every request with a mutated copy of that response (bit
+# flips, bytes set, truncation, insertion, deletion, TLV length and tag
+# edits, or none; each logged). A stapling server from the ASan tree then
+# fetches FUZZ_COUNT times: utils/fuzz-ocsp.tcl alternates
+# tls-ocsp-responder between http://127.0.0.1:PORT/ and
+# http://localhost:PORT/ (each change fetches at once) and waits, polling
+# INFO tls, for each fetch to end. Afterwards the responder goes back to
+# real answers and a client checks that the server still staples a good
+# response; then the server shuts down (so LeakSanitizer runs) and every
+# sanitizer report in its stderr and log is listed (utils/sanitizer-report.py).
+#
+# Printed: the mutants served, the fetches by outcome (accepted, or the
+# tls_ocsp_last_error name), cross-checked against the server log's lines,
+# the outcomes by kind of mutation, the fetch rate and any sanitizer report.
+# Exit status non-zero if the server died, stopped fetching or stapling, or
+# reported anything; the last line is "1 passed, 0 failed" or "0 passed, 1
+# failed" (.ci/run runs make fuzz FUZZ_COUNT=5000). Everything listens on 127.0.0.1 only and every process
+# started here is stopped at the end (by PID), also on failure or ^C.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 count=${FUZZ_COUNT:-50000}
-seed=${FUZZ_SEED:-1}
+seed=${FUZZ_SEED:-$(($(date +%s) % 1000000))}
 tree="$top/build/valkey-asan"
+say() { echo "fuzz: $*"; }
 
+t0=$(date +%s)
 SANITIZER_BUILD_ONLY=1 "$top/utils/test-sanitizers.sh" address || exit 1
-work=$(mktemp -d)
+work=$(mktemp -d /tmp/fuzz-ocsp.XXXXXX)
 pids=""
+server_pid=""
 cleanup() {
     for p in $pids; do kill "$p" 2> /dev/null; done
-    wait 2> /dev/null
-    [ -n "${FUZZ_KEEP:-}" ] && echo "fuzz: kept $work" || rm -rf "$work"
+    for p in $pids; do
+        i=0
+        while kill -0 "$p" 2> /dev/null && [ $i -lt 50 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        kill -9 "$p" 2> /dev/null
+    done
+    if [ -n "${FUZZ_KEEP:-}" ]; then say "kept $work"; else rm -rf "$work"; fi
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 free_port() {
     tclsh << 'EOF'
@@ -36,69 +64,130 @@ close $s
 EOF
 }
 resp_port=$(free_port)
+port=$(free_port)
 tls_port=$(free_port)
 pki="$work/pki"
 sh "$top/tests/helpers/ocsp-pki.sh" "$pki" "$resp_port" > "$work/pki.log" 2>&1 || {
     cat "$work/pki.log"
     exit 1
 }
+# The base: a real answer from the delegated signer (its certificate rides
+# along: more to parse), valid for a day so a long run never sees it expire.
 openssl ocsp -issuer "$pki/ca.crt" -cert "$pki/server.crt" -no_nonce -reqout "$work/req.der" > /dev/null 2>&1
-tclsh "$top/tests/helpers/ocsp-responder.tcl" answer "$pki" "$work/req.der" "$work/base.der" || exit 1
+tclsh "$top/tests/helpers/ocsp-responder.tcl" answer "$pki" "$work/req.der" "$work/base.der" openssl -nmin 1440 || exit 1
 echo "fuzz $work/base.der $seed" > "$pki/responder.mode"
 tclsh "$top/tests/helpers/ocsp-responder.tcl" "$resp_port" "$pki" $$ 127.0.0.1 > "$work/responder.out" 2>&1 &
 pids="$pids $!"
 
-"$tree/src/valkey-server" --port 0 --tls-port "$tls_port" --bind 127.0.0.1 --dir "$work" --save "" \
-    --logfile "$work/server.log" --tls-cert-file "$pki/server-chain.pem" --tls-key-file "$pki/server.key" \
+UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1" ASAN_OPTIONS="detect_leaks=1" \
+    "$tree/src/valkey-server" --port "$port" --tls-port "$tls_port" --bind 127.0.0.1 --dir "$work" \
+    --save "" --appendonly no --logfile "$work/server.log" \
+    --tls-cert-file "$pki/server-chain.pem" --tls-key-file "$pki/server.key" \
     --tls-ca-cert-file "$pki/ca-bundle.crt" --tls-ocsp-stapling yes --tls-ocsp-response-timeout 2 \
-    --tls-ocsp-retry-delay 1 > "$work/server.stderr" 2>&1 &
+    --tls-ocsp-retry-delay 3600 > "$work/server.stderr" 2>&1 &
 server_pid=$!
 pids="$pids $server_pid"
-cli() {
-    "$tree/src/valkey-cli" --tls -p "$tls_port" --cacert "$pki/ca.crt" --cert "$pki/client.crt" \
-        --key "$pki/client.key" "$@"
-}
+cli() { "$tree/src/valkey-cli" -h 127.0.0.1 -p "$port" "$@" 2> /dev/null; }
 info() { cli info tls | tr -d '\r' | sed -n "s/^tls_ocsp_$1://p"; }
+ended() { echo $(($(info fetches_ok) + $(info fetches_failed))); }
 tries=0
-until [ "$(cli ping 2> /dev/null)" = PONG ]; do
+until [ "$(cli ping)" = PONG ] && [ "$(ended)" -ge 1 ]; do
     tries=$((tries + 1))
-    [ $tries -lt 100 ] || { echo "fuzz: the server did not start"; cat "$work/server.stderr"; exit 1; }
+    kill -0 "$server_pid" 2> /dev/null && [ $tries -lt 300 ] || {
+        say "the server did not start, or its first fetch never ended"
+        tail -20 "$work/server.stderr" "$work/server.log"
+        exit 1
+    }
     sleep 0.1
 done
+served_before=$(grep -c ' fuzz ' "$pki/responder.log" 2> /dev/null || echo 0)
+say "seed $seed, $count fetches; server pid $server_pid (ports $port, TLS $tls_port), responder port $resp_port"
 
 start=$(date +%s)
-fetches() { echo $(($(info fetches_ok) + $(info fetches_failed))); }
-done_fetches=$(fetches)
-while [ "$done_fetches" -lt "$count" ] && kill -0 "$server_pid" 2> /dev/null; do
-    # One REFRESH every 2 ms; one that finds a fetch in flight changes nothing.
-    cli -r 2000 -i 0.002 ocsp refresh > /dev/null 2>&1
-    done_fetches=$(fetches)
-    echo "fuzz: $done_fetches fetches after $(($(date +%s) - start)) s"
-done
+tclsh "$top/utils/fuzz-ocsp.tcl" "$port" "$resp_port" "$count" "$work/outcomes"
+driver=$?
 elapsed=$(($(date +%s) - start))
 
 status=0
-if ! kill -0 "$server_pid" 2> /dev/null || [ "$(cli ping 2> /dev/null)" != PONG ]; then
-    echo "fuzz: THE SERVER DIED"
+[ $driver -eq 0 ] || status=1
+alive=yes
+if ! kill -0 "$server_pid" 2> /dev/null || [ "$(cli ping)" != PONG ]; then
+    alive=no
+    status=1
+    say "THE SERVER DIED"
     tail -30 "$work/server.stderr" "$work/server.log"
-    status=1
 fi
-served=$(grep -c ' fuzz ' "$pki/responder.log" 2> /dev/null)
+
+# Still stapling? Real answers again, one more fetch, then a client asks.
+staple=""
+if [ $alive = yes ]; then
+    echo "openssl" > "$pki/responder.mode"
+    before=$(info fetches_ok)
+    cli config set tls-ocsp-responder "http://127.0.0.1:$resp_port/" > /dev/null
+    i=0
+    while [ "$(info fetches_ok)" = "$before" ] && [ $i -lt 100 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    staple=$(echo | openssl s_client -connect "127.0.0.1:$tls_port" -status -servername localhost \
+        -CAfile "$pki/ca.crt" -cert "$pki/client.crt" -key "$pki/client.key" 2> /dev/null |
+        sed -n 's/^ *Cert Status: //p' | head -n 1)
+    if [ "$staple" = good ]; then
+        say "after the run: a real response is fetched and stapled (Cert Status: good)"
+    else
+        say "AFTER THE RUN THE SERVER DOES NOT STAPLE A GOOD RESPONSE (Cert Status: ${staple:-none})"
+        status=1
+    fi
+    # Shut down and wait for the exit, so that LeakSanitizer has reported.
+    cli shutdown nosave > /dev/null
+    i=0
+    while kill -0 "$server_pid" 2> /dev/null && [ $i -lt 300 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+fi
+
+fuzz_lines() { grep ' fuzz ' "$pki/responder.log" 2> /dev/null; }
+served=$(fuzz_lines | wc -l)
+outcomes=$(wc -l < "$work/outcomes" 2> /dev/null || echo 0)
 echo
-echo "fuzz: $served mutants served, $done_fetches fetches ended in $elapsed s (seed $seed)"
-echo "fuzz: outcomes (from the server log):"
+say "$served mutants served (seed $seed), $outcomes fetches driven in $elapsed s" \
+    "($(awk -v n="$outcomes" -v s="$elapsed" 'BEGIN { printf "%.0f", n / (s > 0 ? s : 1) }') fetches/s)"
+say "outcomes (INFO tls after each fetch: accepted, or tls_ocsp_last_error):"
+sort "$work/outcomes" | uniq -c | sort -rn | sed 's/^/  /'
+say "the server log's count ('fetched a ... response', 'fetch from ... failed: REASON'; it also has the startup fetch and the final check):"
 {
-    grep -o 'OCSP: fetched a [a-z]* response' "$work/server.log" | sed 's/OCSP: fetched a \([a-z]*\) response/accepted_\1/'
+    grep -o 'OCSP: fetched a [a-z]* response' "$work/server.log" | sed 's/.* a \([a-z]*\) response/accepted (\1)/'
     grep -o 'OCSP: fetch from [^ ]* failed: [a-z_]*' "$work/server.log" | sed 's/.* failed: //'
-} | sort | uniq -c | sort -rn
-echo "fuzz: mutations served, by kind:"
-awk '/ fuzz / { print $4 }' "$pki/responder.log" | sort | uniq -c | sort -rn | head -12
-if grep -lE 'ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|runtime error:' "$work/server.stderr" "$work/server.log" > /dev/null 2>&1; then
-    echo "fuzz: SANITIZER REPORT:"
-    grep -hE -A20 'Sanitizer|runtime error:' "$work/server.stderr" "$work/server.log" | head -60
-    status=1
+} | sort | uniq -c | sort -rn | sed 's/^/  /'
+# Pair each driven fetch with the mutant it got: the responder logs one
+# request a fetch, in order (the startup fetch's came before).
+if [ $((served - served_before)) -eq "$outcomes" ]; then
+    say "outcomes by kind of mutation (kind: count, then outcomes):"
+    fuzz_lines | tail -n "$outcomes" | awk '{ m = $NF; k = m; sub(/@.*/, "", k)
+        if (k == "length") { h = m; sub(/.*:/, "", h); k = k ":" h }; print k }' |
+        paste -d' ' - "$work/outcomes" | awk '
+            { n[$1]++; o[$1 " " $2]++ }
+            END {
+                for (k in n) {
+                    line = sprintf("  %-18s %6d:", k, n[k])
+                    for (ko in o) { split(ko, p, " "); if (p[1] == k) line = line sprintf(" %s %d", p[2], o[ko]) }
+                    print line
+                }
+            }' | sort
+    fuzz_lines | tail -n "$outcomes" | paste -d' ' - "$work/outcomes" |
+        awk '$NF == "accepted" && $(NF-1) != "none" { print $(NF-1) }' > "$work/accepted-mutants"
+    n=$(wc -l < "$work/accepted-mutants")
+    if [ "$n" -gt 0 ]; then
+        say "$n mutant(s) other than 'none' were accepted (verified and cached), e.g.: $(head -5 "$work/accepted-mutants" | tr '\n' ' ')"
+    fi
 else
-    echo "fuzz: no sanitizer report"
+    say "($((served - served_before)) mutants for $outcomes fetches: not paired by kind)"
 fi
-cli shutdown nosave > /dev/null 2>&1
+
+echo
+python3 "$top/utils/sanitizer-report.py" --tree "$tree" "$work/server.stderr" "$work/server.log" || status=1
+say "total $(($(date +%s) - t0)) s (build check included); exit status $status"
+# One line for .ci/run to add up: the fuzz run is one test.
+echo "$((1 - status)) passed, $status failed"
 exit $status
