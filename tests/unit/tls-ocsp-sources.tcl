@@ -247,6 +247,7 @@ tags {tls ocsp} {
         }
         set good2 [ocsps_response server $rdir/good2.der]
         set other [ocsps_response server2 $rdir/other.der]
+        set stale [ocsps_response server $rdir/stale.der -this-offset -600 -next-offset -540]
         ocsps_write $path $good1
         set requests [ocsp_responder_requests]
         start_server [list overrides [ocsp_server_config server [list tls-ocsp-response-file $path]]] {
@@ -292,6 +293,7 @@ tags {tls ocsp} {
                 [string repeat "garbage " 100] malformed \
                 $other wrong_certificate \
                 [ocsps_tamper_signature $good2] bad_signature \
+                $stale stale \
             ] {
                 set failed [ocsp_info fetches_failed]
                 ocsps_replace $path $data
@@ -600,7 +602,8 @@ tags {tls ocsp} {
             ocsp_mode hang
             try {
                 set requests [ocsp_responder_requests]
-                r config set tls-ocsp-response-timeout 1
+                # No retry after the timeout to blur the count.
+                r config set tls-ocsp-response-timeout 1 tls-ocsp-retry-delay 60
                 assert_equal OK [r ocsp refresh]
                 assert_equal OK [r ocsp refresh]
                 wait_for_condition 50 100 {[ocsp_info fetches_failed] == 1} else {
@@ -716,7 +719,7 @@ tags {tls ocsp} {
             set port [srv 0 port]
             ocsp_wait_status good
             set this_update [ocsp_info this_update]
-            ocsp_mode {openssl -this-offset 4 -next-offset 3604}
+            ocsp_mode {openssl -this-offset 5 -next-offset 3605}
             try {
                 set asked [clock seconds]
                 r ocsp refresh
@@ -727,7 +730,7 @@ tags {tls ocsp} {
                 ocsp_mode openssl
             }
             # Held: the earlier response is still the one stapled.
-            if {[clock seconds] < $asked + 3} {
+            if {[clock seconds] < $asked + 4} {
                 assert_equal $this_update [ocsp_info this_update]
                 assert_equal good [ocsp_client_cert_status $port]
             }
@@ -735,7 +738,7 @@ tags {tls ocsp} {
                 fail "the held response was never stapled"
             }
             assert_morethan_equal [clock seconds] [ocsp_info this_update]
-            assert_range [ocsp_info this_update] [expr {$asked + 3}] [expr {$asked + 6}]
+            assert_range [ocsp_info this_update] [expr {$asked + 4}] [expr {$asked + 10}]
             assert_equal good [ocsp_client_cert_status $port]
         }
         # With nothing stapled, it is stapled at once.
