@@ -62,6 +62,28 @@ static void ocspUrlClear(ocspUrl *url) {
     url->host = url->port = url->path = url->userinfo = NULL;
 }
 
+/* RFC 3986 percent-decoding of user information; NULL if an escape is not
+ * two hex digits. */
+static sds ocspPercentDecode(const char *text, size_t len) {
+    sds decoded = sdsempty();
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] != '%') {
+            decoded = sdscatlen(decoded, text + i, 1);
+            continue;
+        }
+        char hex[3] = {0};
+        if (i + 2 >= len || !isxdigit((unsigned char)text[i + 1]) || !isxdigit((unsigned char)text[i + 2])) {
+            sdsfree(decoded);
+            return NULL;
+        }
+        memcpy(hex, text + i + 1, 2);
+        char byte = (char)strtol(hex, NULL, 16);
+        decoded = sdscatlen(decoded, &byte, 1);
+        i += 2;
+    }
+    return decoded;
+}
+
 /* Split an http:// URL (scheme in any case); user information is accepted
  * only with allow_userinfo (a proxy's credentials). Returns 1, or 0 with
  * *err set to why it is unusable; *url is filled only on success. */
@@ -83,7 +105,10 @@ static int ocspUrlParse(const char *text, ocspUrl *url, int allow_userinfo, cons
     const char *authority = text + 7;
     const char *path = authority + strcspn(authority, "/?#");
     const char *host = authority, *host_end, *port = NULL;
-    const char *at = memchr(authority, '@', path - authority);
+    /* The last @ ends the user information: a password may contain @. */
+    const char *at = NULL;
+    for (const char *p = authority; p < path; p++)
+        if (*p == '@') at = p;
     if (at && !allow_userinfo) {
         *err = "user information (user@host) is not supported in the URL";
         return 0;
@@ -137,7 +162,12 @@ static int ocspUrlParse(const char *text, ocspUrl *url, int allow_userinfo, cons
         *err = "the URL has a fragment (#)";
         return 0;
     }
-    url->userinfo = at ? sdsnewlen(authority, at - authority) : NULL;
+    sds userinfo = NULL;
+    if (at && !(userinfo = ocspPercentDecode(authority, at - authority))) {
+        *err = "the user information in the URL has an invalid %-escape";
+        return 0;
+    }
+    url->userinfo = userinfo;
     url->host = sdsnewlen(host, host_end - host);
     url->port = sdsfromlonglong(port_number);
     url->path = *path == '/' ? sdsnew(path) : sdscat(sdsnew("/"), path);
@@ -2064,7 +2094,9 @@ sds tlsOcspGetProxy(struct standardConfig *config) {
     const char *proxy = server.tls_ocsp_config.proxy;
     if (!proxy) return sdsempty();
     /* http://user:password@host:port -> http://user:***@host:port */
-    const char *authority = proxy + 7, *at = strchr(authority, '@');
+    const char *authority = proxy + 7, *at = NULL;
+    for (const char *p = authority; *p && !strchr("/?#", *p); p++)
+        if (*p == '@') at = p;
     const char *colon = at ? memchr(authority, ':', at - authority) : NULL;
     if (!colon) return sdsnew(proxy);
     return sdscatfmt(sdsnewlen(proxy, colon + 1 - proxy), "***%s", at);

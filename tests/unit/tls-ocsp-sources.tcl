@@ -528,6 +528,39 @@ tags {tls ocsp} {
         }
     }
 
+    test {OCSP: a proxy password may hold @ and %-escapes; it is decoded for the proxy and shown nowhere} {
+        ocsp_reset
+        # The decoded credentials hold a space, @, / and %; only the last @
+        # in the URL ends them.
+        set credentials {us er:p@ss/w%rd}
+        set proxy [ocsps_proxy_start $credentials]
+        set pport [dict get $proxy port]
+        try {
+            set overrides [list tls-ocsp-responder $via_url \
+                tls-ocsp-proxy "http://us%20er:p@ss%2Fw%25rd@127.0.0.1:$pport"]
+            start_server [list overrides [ocsp_server_config server $overrides]] {
+                ocsp_wait_status good
+                set req [lindex [ocsps_proxy_requests $proxy] end]
+                assert_equal forwarded [dict get $req end]
+                assert_equal "Basic [binary encode base64 $credentials]" [ocsps_header $req Proxy-Authorization]
+                assert_equal "tls-ocsp-proxy http://us%20er:***@127.0.0.1:$pport" [r config get tls-ocsp-proxy]
+                assert_no_match "*ss*rd*" [r config get tls-ocsp-proxy]
+                assert_equal 0 [ocsps_log_count {p@ss}]
+                assert_equal 0 [ocsps_log_count {ss%2F}]
+
+                # Refused, and the value in force is kept: a bad escape, a
+                # raw / in the password (it would end the host part), a path.
+                foreach bad [list "http://u:%zz@127.0.0.1:$pport" "http://u:pw%4@127.0.0.1:$pport" \
+                             "http://u:p/w@127.0.0.1:$pport" "http://127.0.0.1:$pport/path"] {
+                    assert_error "*tls-ocsp-proxy*" {r config set tls-ocsp-proxy $bad}
+                }
+                assert_equal "tls-ocsp-proxy http://us%20er:***@127.0.0.1:$pport" [r config get tls-ocsp-proxy]
+            }
+        } finally {
+            ocsps_proxy_stop $proxy
+        }
+    }
+
     # ---------------------------------------------------------------------
     # GET, and POST when GET is refused.
 
