@@ -16,6 +16,8 @@
 #if defined(USE_OPENSSL) && USE_OPENSSL == 1 /* BUILD_YES */
 
 #include <openssl/err.h>
+#include <openssl/sha.h>
+#include <pthread.h>
 #include <openssl/x509v3.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -71,16 +73,16 @@ static long long asn1TimeToMs(const ASN1_GENERALIZEDTIME *t) {
 }
 
 /* Signature (by the issuer in store, or a delegate it issued, found in the
- * response or in untrusted), status for certid, and validity; a response
- * without nextUpdate is valid for no_next_update_validity. */
-ocspError ocspCheckBasicResponse(OCSP_BASICRESP *basic,
-                                 STACK_OF(X509) * untrusted,
-                                 X509_STORE *store,
-                                 OCSP_CERTID *certid,
-                                 long long no_next_update_validity,
-                                 ocspResponseInfo *info,
-                                 char *detail,
-                                 size_t detail_len) {
+ * response or in untrusted), the status for certid and well-formed times;
+ * a response without nextUpdate is valid for no_next_update_validity. */
+static ocspError checkSignatureAndStatus(OCSP_BASICRESP *basic,
+                                         STACK_OF(X509) * untrusted,
+                                         X509_STORE *store,
+                                         OCSP_CERTID *certid,
+                                         long long no_next_update_validity,
+                                         ocspResponseInfo *info,
+                                         char *detail,
+                                         size_t detail_len) {
     ASN1_GENERALIZEDTIME *revoked_at = NULL, *this_update = NULL, *next_update = NULL;
     if (OCSP_basic_verify(basic, untrusted, store, 0) <= 0) {
         ERR_error_string_n(ERR_peek_last_error(), detail, detail_len);
@@ -91,22 +93,28 @@ ocspError ocspCheckBasicResponse(OCSP_BASICRESP *basic,
         snprintf(detail, detail_len, "no status for the certificate in the response");
         return OCSP_ERR_WRONG_CERTIFICATE;
     }
-    long long now = ocspClockMs();
     info->this_update = asn1TimeToMs(this_update);
     info->next_update = next_update ? asn1TimeToMs(next_update) : 0;
     info->revoked_at = revoked_at ? asn1TimeToMs(revoked_at) : 0;
     info->expires = next_update ? info->next_update : info->this_update + no_next_update_validity;
-    char when[32], other[32];
     if (!info->this_update || (next_update && !info->next_update)) {
         snprintf(detail, detail_len, "unreadable thisUpdate or nextUpdate");
         return OCSP_ERR_MALFORMED;
     }
     if (next_update && info->next_update < info->this_update) {
+        char when[32], other[32];
         ocspFormatTime(info->next_update, when, sizeof(when));
         ocspFormatTime(info->this_update, other, sizeof(other));
         snprintf(detail, detail_len, "nextUpdate %s is before thisUpdate %s", when, other);
         return OCSP_ERR_MALFORMED;
     }
+    return OCSP_ERR_NONE;
+}
+
+/* Whether a response with these times is valid now, within the clock skew. */
+static ocspError checkValidity(const ocspResponseInfo *info, char *detail, size_t detail_len) {
+    long long now = ocspClockMs();
+    char when[32];
     if (info->this_update > now + OCSP_CLOCK_SKEW_MS) {
         ocspFormatTime(info->this_update, when, sizeof(when));
         snprintf(detail, detail_len, "thisUpdate %s is in the future", when);
@@ -114,10 +122,104 @@ ocspError ocspCheckBasicResponse(OCSP_BASICRESP *basic,
     }
     if (info->expires <= now) {
         ocspFormatTime(info->expires, when, sizeof(when));
-        snprintf(detail, detail_len, "%s %s has passed", next_update ? "nextUpdate" : "thisUpdate + validity", when);
+        snprintf(detail, detail_len, "%s %s has passed", info->next_update ? "nextUpdate" : "thisUpdate + validity",
+                 when);
         return OCSP_ERR_STALE;
     }
     return OCSP_ERR_NONE;
+}
+
+/* Signature, status for certid, and validity now: everything a response
+ * must pass before it is stapled or believed. */
+ocspError ocspCheckBasicResponse(OCSP_BASICRESP *basic,
+                                 STACK_OF(X509) * untrusted,
+                                 X509_STORE *store,
+                                 OCSP_CERTID *certid,
+                                 long long no_next_update_validity,
+                                 ocspResponseInfo *info,
+                                 char *detail,
+                                 size_t detail_len) {
+    ocspError err =
+        checkSignatureAndStatus(basic, untrusted, store, certid, no_next_update_validity, info, detail, detail_len);
+    return err != OCSP_ERR_NONE ? err : checkValidity(info, detail, detail_len);
+}
+
+/* Staples whose signature was already checked. A peer sends the same bytes on
+ * every handshake until its next refresh, and the signature check (decoding
+ * the response and the responder certificate inside, one or two RSA checks)
+ * costs about as much as the rest of a client's full handshake. An entry is
+ * keyed by a SHA-256 over everything that check reads (the staple, the peer's
+ * leaf, its issuer and the chain the peer sent) and holds what it found; the
+ * validity is checked again at every use, and an entry is not used past the
+ * notAfter of the responder's or the issuer's certificate. Only successful
+ * checks are kept; shared by the threads doing handshakes. */
+#define VERIFIED_STAPLES 16
+
+typedef struct verifiedStaple {
+    unsigned char key[SHA256_DIGEST_LENGTH];
+    long long certs_valid_until;
+    ocspResponseInfo info;
+} verifiedStaple;
+
+static verifiedStaple verified_staples[VERIFIED_STAPLES];
+static unsigned verified_staples_next;
+static pthread_mutex_t verified_staples_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int verifiedStapleKey(const unsigned char *der,
+                             long der_len,
+                             X509 *leaf,
+                             X509 *issuer,
+                             STACK_OF(X509) * chain,
+                             unsigned char *key) {
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char fingerprint[EVP_MAX_MD_SIZE];
+    unsigned int len;
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) && EVP_DigestUpdate(md, der, der_len);
+    X509 *certs[2] = {leaf, issuer};
+    for (int i = 0; ok && i < 2 + sk_X509_num(chain); i++) {
+        X509 *cert = i < 2 ? certs[i] : sk_X509_value(chain, i - 2);
+        ok = X509_digest(cert, EVP_sha1(), fingerprint, &len) && EVP_DigestUpdate(md, fingerprint, len);
+    }
+    ok = ok && EVP_DigestFinal_ex(md, key, NULL);
+    EVP_MD_CTX_free(md);
+    return ok;
+}
+
+static int verifiedStapleFind(const unsigned char *key, ocspResponseInfo *info) {
+    int found = 0;
+    long long now = ocspClockMs();
+    pthread_mutex_lock(&verified_staples_lock);
+    for (int i = 0; i < VERIFIED_STAPLES && !found; i++) {
+        verifiedStaple *entry = &verified_staples[i];
+        if (entry->certs_valid_until > now && !memcmp(entry->key, key, sizeof(entry->key))) {
+            *info = entry->info;
+            found = 1;
+        }
+    }
+    pthread_mutex_unlock(&verified_staples_lock);
+    return found;
+}
+
+static void verifiedStapleAdd(const unsigned char *key,
+                              OCSP_BASICRESP *basic,
+                              X509 *issuer,
+                              STACK_OF(X509) * chain,
+                              const ocspResponseInfo *info) {
+    /* The signer is in the response or the chain, or else it is the issuer
+     * itself (the only certificate the check trusted). */
+    X509 *signer = NULL;
+    long long until = asn1TimeToMs(X509_get0_notAfter(issuer));
+    if (OCSP_resp_get0_signer(basic, &signer, chain) == 1 && signer) {
+        long long signer_until = asn1TimeToMs(X509_get0_notAfter(signer));
+        if (signer_until < until) until = signer_until;
+    }
+    if (!until) return;
+    pthread_mutex_lock(&verified_staples_lock);
+    verifiedStaple *entry = &verified_staples[verified_staples_next++ % VERIFIED_STAPLES];
+    memcpy(entry->key, key, sizeof(entry->key));
+    entry->certs_valid_until = until;
+    entry->info = *info;
+    pthread_mutex_unlock(&verified_staples_lock);
 }
 
 /* The issuer of the peer's leaf: from the chain OpenSSL verified, else the
@@ -139,21 +241,21 @@ static X509 *peerIssuer(SSL *ssl, X509 *leaf) {
     return NULL;
 }
 
-/* Whether the staple the peer sent meets policy; *detail says why not. */
-ocspError ocspCheckPeerStaple(SSL *ssl, int policy, ocspResponseInfo *info, char *detail, size_t detail_len) {
-    const unsigned char *der = NULL;
-    long der_len = SSL_get_tlsext_status_ocsp_resp(ssl, &der);
-    if (!der || der_len <= 0) {
-        if (policy == OCSP_PEER_POLICY_OPTIONAL) return OCSP_ERR_NONE;
-        snprintf(detail, detail_len, "the peer stapled no OCSP response");
-        return OCSP_ERR_NO_STAPLE;
-    }
-    X509 *leaf = SSL_get0_peer_certificate(ssl);
-    X509 *issuer = leaf ? peerIssuer(ssl, leaf) : NULL;
-    if (!issuer) {
-        snprintf(detail, detail_len, "the issuer of the peer certificate is unknown");
-        return OCSP_ERR_NO_ISSUER;
-    }
+/* Signature and status of the staple the peer sent, from the cache of
+ * verified staples or checked now (and then cached). */
+static ocspError checkPeerStapleSignature(SSL *ssl,
+                                          const unsigned char *der,
+                                          long der_len,
+                                          X509 *leaf,
+                                          X509 *issuer,
+                                          ocspResponseInfo *info,
+                                          char *detail,
+                                          size_t detail_len) {
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+    unsigned char key[SHA256_DIGEST_LENGTH];
+    int keyed = verifiedStapleKey(der, der_len, leaf, issuer, chain, key);
+    if (keyed && verifiedStapleFind(key, info)) return OCSP_ERR_NONE;
+
     X509_STORE *store = X509_STORE_new();
     OCSP_CERTID *certid = OCSP_cert_to_id(NULL, leaf, issuer);
     const unsigned char *p = der;
@@ -174,9 +276,34 @@ ocspError ocspCheckPeerStaple(SSL *ssl, int policy, ocspResponseInfo *info, char
         err = OCSP_ERR_MALFORMED;
     } else {
         X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
-        err = ocspCheckBasicResponse(basic, SSL_get_peer_cert_chain(ssl), store, certid, OCSP_NO_NEXT_UPDATE_VALIDITY_MS,
-                                     info, detail, detail_len);
+        err = checkSignatureAndStatus(basic, chain, store, certid, OCSP_NO_NEXT_UPDATE_VALIDITY_MS, info, detail,
+                                      detail_len);
+        if (err == OCSP_ERR_NONE && keyed) verifiedStapleAdd(key, basic, issuer, chain, info);
     }
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(response);
+    OCSP_CERTID_free(certid);
+    X509_STORE_free(store);
+    return err;
+}
+
+/* Whether the staple the peer sent meets policy; *detail says why not. */
+ocspError ocspCheckPeerStaple(SSL *ssl, int policy, ocspResponseInfo *info, char *detail, size_t detail_len) {
+    const unsigned char *der = NULL;
+    long der_len = SSL_get_tlsext_status_ocsp_resp(ssl, &der);
+    if (!der || der_len <= 0) {
+        if (policy == OCSP_PEER_POLICY_OPTIONAL) return OCSP_ERR_NONE;
+        snprintf(detail, detail_len, "the peer stapled no OCSP response");
+        return OCSP_ERR_NO_STAPLE;
+    }
+    X509 *leaf = SSL_get0_peer_certificate(ssl);
+    X509 *issuer = leaf ? peerIssuer(ssl, leaf) : NULL;
+    if (!issuer) {
+        snprintf(detail, detail_len, "the issuer of the peer certificate is unknown");
+        return OCSP_ERR_NO_ISSUER;
+    }
+    ocspError err = checkPeerStapleSignature(ssl, der, der_len, leaf, issuer, info, detail, detail_len);
+    if (err == OCSP_ERR_NONE) err = checkValidity(info, detail, detail_len);
     if (err == OCSP_ERR_NONE && info->cert_status == V_OCSP_CERTSTATUS_REVOKED) {
         char when[32];
         ocspFormatTime(info->revoked_at, when, sizeof(when));
@@ -187,10 +314,6 @@ ocspError ocspCheckPeerStaple(SSL *ssl, int policy, ocspResponseInfo *info, char
         snprintf(detail, detail_len, "the responder does not know the certificate");
         err = OCSP_ERR_UNKNOWN_STATUS;
     }
-    OCSP_BASICRESP_free(basic);
-    OCSP_RESPONSE_free(response);
-    OCSP_CERTID_free(certid);
-    X509_STORE_free(store);
     X509_free(issuer);
     ERR_clear_error();
     return err;
