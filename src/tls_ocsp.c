@@ -259,7 +259,8 @@ static int peerStatusCallback(SSL *ssl);
 
 /* SSL_CTX status callback, server side: staple when the client asked for
  * status (OpenSSL calls us only then), the response is about the certificate
- * this handshake presents, and it has not expired. */
+ * this handshake presents, and it has not expired. It may run in an I/O
+ * thread: the clock is ocspClockMs(), as mstime() caches in statics. */
 static int ocspStatusCallback(SSL *ssl, void *arg) {
     UNUSED(arg);
     /* The server context also makes outgoing connections when no client
@@ -271,7 +272,7 @@ static int ocspStatusCallback(SSL *ssl, void *arg) {
 
     int stapled = 0;
     X509 *cert = SSL_get_certificate(ssl);
-    if (cert && (cert == staple->cert || X509_cmp(cert, staple->cert) == 0) && mstime() < staple->expires) {
+    if (cert && (cert == staple->cert || X509_cmp(cert, staple->cert) == 0) && ocspClockMs() < staple->expires) {
         unsigned char *copy = OPENSSL_malloc(staple->len);
         if (copy) {
             memcpy(copy, staple->der, staple->len);
@@ -1425,7 +1426,7 @@ static void peerCheckFailed(SSL *ssl, ocspError err, const char *detail) {
     char peer[NET_IP_STR_LEN + 8], key[sizeof(peer_logged[0].key)];
     peerAddress(ssl, peer, sizeof(peer));
     snprintf(key, sizeof(key), "%s %s", peer, ocsp_error_names[err]);
-    mstime_t now = mstime();
+    mstime_t now = ocspClockMs(); /* An I/O thread may run this. */
     bool log = true;
     int slot = 0;
     atomic_fetch_add_explicit(&peer_checks_failed, 1, memory_order_relaxed);
