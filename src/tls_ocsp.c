@@ -44,6 +44,8 @@
 
 #include "server.h"
 
+#include <ctype.h>
+
 /* ------------------------------------------------------------------------- */
 /* Responder URLs, shared by every build (config validation needs them).     */
 
@@ -185,7 +187,6 @@ static int ocspUrlParse(const char *text, ocspUrl *url, int allow_userinfo, cons
 #include <openssl/x509v3.h>
 #include <openssl/err.h>
 
-#include <ctype.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
