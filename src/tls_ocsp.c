@@ -689,7 +689,8 @@ done:
  * in the same directory, fsync, rename, fsync of the directory. */
 static int writeFileAtomically(const char *path, const unsigned char *data, size_t len) {
     sds tmp = sdscatfmt(sdsnew(path), ".tmp-%i", (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* Never through a symlink planted at the temporary name. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     int ok = fd != -1;
     for (size_t done = 0; ok && done < len;) {
         ssize_t n = write(fd, data + done, len - done);
