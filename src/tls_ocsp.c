@@ -184,6 +184,7 @@ static int ocspUrlParse(const char *text, ocspUrl *url, int allow_userinfo, cons
 
 #include <openssl/ssl.h>
 #include <openssl/ocsp.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 #include <openssl/err.h>
 
@@ -1423,17 +1424,21 @@ static void peerAddress(SSL *ssl, char *buf, size_t len) {
     snprintf(buf, len, strchr(ip, ':') ? "[%s]:%d" : "%s:%d", ip, port);
 }
 
-/* Count a refused peer; log it at most once a minute per peer and reason. */
+/* Count a refused peer; log it at most once a minute per peer and reason.
+ * An incoming peer is one address whatever port it comes from. */
 static void peerCheckFailed(SSL *ssl, ocspError err, const char *detail) {
     char peer[NET_IP_STR_LEN + 8], key[sizeof(peer_logged[0].key)];
+    bool incoming = SSL_is_server(ssl);
     peerAddress(ssl, peer, sizeof(peer));
-    snprintf(key, sizeof(key), "%s %s", peer, ocsp_error_names[err]);
+    size_t key_len = incoming && strrchr(peer, ':') ? (size_t)(strrchr(peer, ':') - peer) : strlen(peer);
+    snprintf(key, sizeof(key), "%s%.*s %s", incoming ? "from " : "", (int)key_len, peer, ocsp_error_names[err]);
     mstime_t now = ocspClockMs(); /* An I/O thread may run this. */
     bool log = true;
     int slot = 0;
     atomic_fetch_add_explicit(&peer_checks_failed, 1, memory_order_relaxed);
     pthread_mutex_lock(&peer_mutex);
-    snprintf(peer_last_failure, sizeof(peer_last_failure), "%s %s", ocsp_error_names[err], peer);
+    snprintf(peer_last_failure, sizeof(peer_last_failure), "%s %s%s", ocsp_error_names[err], peer,
+             incoming ? " (incoming)" : "");
     for (int i = 0; i < OCSP_PEER_LOG_SLOTS; i++) {
         if (!strcmp(peer_logged[i].key, key)) {
             slot = i;
@@ -1448,7 +1453,84 @@ static void peerCheckFailed(SSL *ssl, ocspError err, const char *detail) {
     }
     pthread_mutex_unlock(&peer_mutex);
     if (log)
-        serverLog(LL_WARNING, "OCSP: refusing the TLS connection to %s: %s (%s)", peer, ocsp_error_names[err], detail);
+        serverLog(LL_WARNING, "OCSP: refusing the TLS connection %s %s: %s (%s)", incoming ? "from" : "to", peer,
+                  ocsp_error_names[err], detail);
+}
+
+/* Certificates whose own staple said revoked when we connected to their
+ * server: the same certificate in an incoming connection (a cluster node's
+ * bus link, which always presents one) is refused too, so that a revoked
+ * node is cut off both ways and its pings stop. Forgotten when a later
+ * staple for it is good, or when tls-ocsp-verify-peers is set to no. */
+#define OCSP_REVOKED_PEERS 64
+
+static unsigned char revoked_peers[OCSP_REVOKED_PEERS][SHA_DIGEST_LENGTH];
+static int revoked_peers_next;
+static atomic_int revoked_peers_count = 0;
+
+static bool certFingerprint(X509 *cert, unsigned char *fingerprint) {
+    unsigned int len = 0;
+    return X509_digest(cert, EVP_sha1(), fingerprint, &len) == 1 && len == SHA_DIGEST_LENGTH;
+}
+
+/* Index of the fingerprint among the revoked peers, or -1. peer_mutex held. */
+static int revokedPeerFind(const unsigned char *fingerprint) {
+    for (int i = 0; i < OCSP_REVOKED_PEERS; i++)
+        if (!memcmp(revoked_peers[i], fingerprint, SHA_DIGEST_LENGTH)) return i;
+    return -1;
+}
+
+static void revokedPeerRemember(X509 *cert) {
+    unsigned char fingerprint[SHA_DIGEST_LENGTH];
+    if (!cert || !certFingerprint(cert, fingerprint)) return;
+    pthread_mutex_lock(&peer_mutex);
+    if (revokedPeerFind(fingerprint) == -1) {
+        memcpy(revoked_peers[revoked_peers_next], fingerprint, SHA_DIGEST_LENGTH);
+        revoked_peers_next = (revoked_peers_next + 1) % OCSP_REVOKED_PEERS;
+        if (atomic_load(&revoked_peers_count) < OCSP_REVOKED_PEERS) atomic_fetch_add(&revoked_peers_count, 1);
+    }
+    pthread_mutex_unlock(&peer_mutex);
+}
+
+static void revokedPeerForget(X509 *cert) {
+    unsigned char fingerprint[SHA_DIGEST_LENGTH];
+    if (!cert || !atomic_load(&revoked_peers_count) || !certFingerprint(cert, fingerprint)) return;
+    pthread_mutex_lock(&peer_mutex);
+    int i = revokedPeerFind(fingerprint);
+    if (i != -1) {
+        memset(revoked_peers[i], 0, SHA_DIGEST_LENGTH);
+        atomic_fetch_sub(&revoked_peers_count, 1);
+    }
+    pthread_mutex_unlock(&peer_mutex);
+}
+
+static bool revokedPeerKnown(X509 *cert) {
+    unsigned char fingerprint[SHA_DIGEST_LENGTH];
+    if (!atomic_load(&revoked_peers_count) || !certFingerprint(cert, fingerprint)) return false;
+    pthread_mutex_lock(&peer_mutex);
+    bool known = revokedPeerFind(fingerprint) != -1;
+    pthread_mutex_unlock(&peer_mutex);
+    return known;
+}
+
+static void revokedPeersClear(void) {
+    if (!atomic_load(&revoked_peers_count)) return;
+    pthread_mutex_lock(&peer_mutex);
+    memset(revoked_peers, 0, sizeof(revoked_peers));
+    atomic_store(&revoked_peers_count, 0);
+    pthread_mutex_unlock(&peer_mutex);
+}
+
+/* Verify callback of every context: an incoming connection presenting a
+ * certificate known to be revoked fails its handshake. */
+static int incomingVerifyCallback(int preverify_ok, X509_STORE_CTX *store) {
+    if (!preverify_ok || X509_STORE_CTX_get_error_depth(store) != 0) return preverify_ok;
+    SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
+    X509 *cert = X509_STORE_CTX_get_current_cert(store);
+    if (!ssl || !SSL_is_server(ssl) || !cert || !revokedPeerKnown(cert)) return 1;
+    X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REVOKED);
+    peerCheckFailed(ssl, OCSP_ERR_REVOKED, "its certificate's own staple said revoked when we connected to it");
+    return 0;
 }
 
 /* Client side of the status callback: the handshake goes on only when the
@@ -1460,9 +1542,11 @@ static int peerStatusCallback(SSL *ssl) {
     ocspResponseInfo info = {0};
     ocspError err = ocspCheckPeerStaple(ssl, policy, &info, detail, sizeof(detail));
     if (err == OCSP_ERR_NONE) {
+        if (info.cert_status == V_OCSP_CERTSTATUS_GOOD) revokedPeerForget(SSL_get0_peer_certificate(ssl));
         atomic_fetch_add_explicit(&peer_checks_ok, 1, memory_order_relaxed);
         return 1;
     }
+    if (err == OCSP_ERR_REVOKED) revokedPeerRemember(SSL_get0_peer_certificate(ssl));
     peerCheckFailed(ssl, err, detail);
     return 0;
 }
@@ -1784,6 +1868,7 @@ static void maybeFetchNow(void) {
 }
 
 void tlsOcspCron(void) {
+    if (server.tls_ocsp_config.verify_peers == TLS_OCSP_VERIFY_PEERS_NO) revokedPeersClear();
     if (!server.tls_ocsp_config.enabled) return;
     if (ocsp.cache_state == OCSP_CACHE_STAPLED && mstime() >= ocsp.cached.expires) {
         char when[32];
@@ -1805,6 +1890,7 @@ void tlsOcspCron(void) {
 void tlsOcspSetupServerContext(struct ssl_ctx_st *ctx) {
     ensurePeerPolicyIndex();
     SSL_CTX_set_tlsext_status_cb(ctx, ocspStatusCallback);
+    SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), incomingVerifyCallback);
 }
 
 /* The context for outgoing connections when tls-client-cert-file is set. */

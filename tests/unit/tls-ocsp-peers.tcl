@@ -268,31 +268,123 @@ tags {tls ocsp repl} {
         }
     }
 
-    # README: "cluster nodes stop gossiping with it and mark it failed". The
-    # healthy nodes cannot link to the revoked node, but it still links to
-    # them (their staples are good, and an incoming bus connection is not
-    # checked), so they keep receiving its PINGs and gossip, and never flag it
-    # PFAIL/FAIL. Asserted only with OCSP_PEERS_STRICT=1 until that changes.
-    test "OCSP peers: the healthy nodes mark a revoked node failed" {
-        if {![info exists ::env(OCSP_PEERS_STRICT)] || $::env(OCSP_PEERS_STRICT) in {{} 0}} {
-            skip "known gap: a revoked node keeps its own bus links to the healthy nodes, so they never mark it failed (OCSP_PEERS_STRICT=1 asserts it)"
-        }
+    # The healthy nodes cannot link to the revoked node; its own links to
+    # them are refused too (they learnt from its staple that its certificate
+    # is revoked, and a bus link always presents the node's certificate), so
+    # its pings stop and they flag it PFAIL, then FAIL.
+    test "OCSP peers: the healthy nodes mark a revoked node failed, and take it back once good" {
         ocsp_reset
         ocsp_peers_cluster {
             set revoked_id [R 0 cluster myid]
+            set id1 [R 1 cluster myid]
+            set id2 [R 2 cluster myid]
+            set revoked_bus [expr {[srv 0 port] + 10000}]
             try {
                 ocsp_peers_revoke 0 server3
-                R 1 debug clusterlink kill all $revoked_id
-                R 2 debug clusterlink kill all $revoked_id
-                # cluster-node-timeout is 3 s.
-                wait_for_condition 100 100 {
-                    [ocsp_peers_node_failed 1 $revoked_id] && [ocsp_peers_node_failed 2 $revoked_id]
+                # Links up before the revocation stay up: drop them. Once
+                # each healthy node has seen the revoked staple, drop them
+                # again: a link the revoked node made before that was let in.
+                foreach i {1 2} {
+                    R $i debug clusterlink kill all $revoked_id
+                }
+                foreach i {1 2} {
+                    ocsp_peers_wait_log -$i revoked $revoked_bus
+                    R $i debug clusterlink kill all $revoked_id
+                }
+                # cluster-node-timeout is 3 s: PFAIL, then FAIL by both
+                # slot-serving primaries.
+                wait_for_condition 150 100 {
+                    "fail" in [split [lindex [ocsp_peers_node_state 1 $revoked_id] 0] ,] &&
+                    "fail" in [split [lindex [ocsp_peers_node_state 2 $revoked_id] 0] ,]
                 } else {
                     fail "not marked failed: node 1 sees [ocsp_peers_node_state 1 $revoked_id], node 2 [ocsp_peers_node_state 2 $revoked_id] (refusals [ocsp_info peer_checks_failed -1], [ocsp_info peer_checks_failed -2])"
                 }
+                foreach i {1 2} {
+                    # Its own links were refused as it made them.
+                    wait_for_condition 50 100 {
+                        [count_log_message -$i "refusing the TLS connection from 127.0.0.1:\[0-9\]*: revoked"] >= 1
+                    } else {
+                        fail "node $i logged no refused incoming link from the revoked node"
+                    }
+                    assert_equal ok [CI $i cluster_state]
+                }
+                # The healthy nodes keep each other linked.
+                assert_equal {master connected} [ocsp_peers_node_state 1 $id2]
+                assert_equal {master connected} [ocsp_peers_node_state 2 $id1]
             } finally {
                 ocsp_set_cert_state server3 V
             }
+            # Good again: linked both ways, and the failure cleared.
+            assert_equal OK [R 0 ocsp refresh]
+            ocsp_wait_status good 0
+            wait_for_condition 150 100 {
+                [ocsp_peers_node_state 1 $revoked_id] eq {master connected} &&
+                [ocsp_peers_node_state 2 $revoked_id] eq {master connected}
+            } else {
+                fail "the node stapling good again is not back: node 1 sees [ocsp_peers_node_state 1 $revoked_id], node 2 [ocsp_peers_node_state 2 $revoked_id]"
+            }
+            wait_for_cluster_state ok
+        }
+    }
+
+    # valkey-cli and valkey-benchmark --tls-ocsp-verify: the same check on
+    # the command line, against a server stapling good, then revoked, and
+    # one stapling nothing.
+    proc ocsp_tool {tool port args} {
+        set rc [catch {exec timeout 20 src/$tool -h 127.0.0.1 -p $port --tls \
+            --cacert [ocsp_file ca.crt] --cert [ocsp_file client.crt] --key [ocsp_file client.key] \
+            {*}$args 2>@1} out]
+        return [list $rc $out]
+    }
+
+    test "OCSP peers: valkey-cli and valkey-benchmark --tls-ocsp-verify accept good, refuse revoked and (yes) missing staples" {
+        ocsp_reset
+        start_server [list overrides [ocsp_server_config server]] {
+        start_server [list overrides [ocsp_server_config server {tls-ocsp-stapling no}]] {
+            set unstapled [srv 0 port]
+            set port [srv -1 port]
+            ocsp_wait_status good -1
+
+            foreach policy {optional yes} {
+                assert_equal {0 PONG} [ocsp_tool valkey-cli $port --tls-ocsp-verify $policy ping]
+            }
+            lassign [ocsp_tool valkey-cli $port --tls-ocsp-verify yes --verbose ping] rc out
+            assert_equal 0 $rc
+            assert_match "*OCSP: stapled status good (thisUpdate *Z, nextUpdate *Z)*PONG*" $out
+            lassign [ocsp_tool valkey-benchmark $port --tls-ocsp-verify yes -n 20 -c 2 -t ping -q] rc out
+            assert_equal 0 $rc
+            assert_match "*PING*requests per second*" $out
+
+            # Nothing stapled: refused with yes only.
+            lassign [ocsp_tool valkey-cli $unstapled --tls-ocsp-verify yes ping] rc out
+            assert_equal 1 $rc
+            assert_match "*OCSP: no stapled response*" $out
+            assert_no_match "*PONG*" $out
+            assert_equal {0 PONG} [ocsp_tool valkey-cli $unstapled --tls-ocsp-verify optional ping]
+            # Without the option, nothing is asked for or checked.
+            assert_equal {0 PONG} [ocsp_tool valkey-cli $unstapled ping]
+
+            # Revoked: refused with both, by both tools.
+            try {
+                ocsp_set_cert_state server R
+                assert_equal OK [[srv -1 client] ocsp refresh]
+                ocsp_wait_status revoked -1
+                foreach policy {optional yes} {
+                    lassign [ocsp_tool valkey-cli $port --tls-ocsp-verify $policy ping] rc out
+                    assert_equal 1 $rc
+                    assert_match "*OCSP: server certificate revoked at *Z, reason: keyCompromise*" $out
+                    assert_no_match "*PONG*" $out
+                }
+                lassign [ocsp_tool valkey-benchmark $port --tls-ocsp-verify yes -n 20 -c 2 -t ping -q] rc out
+                assert_equal 1 $rc
+                assert_match "*OCSP: server certificate revoked at *" $out
+                assert_equal {0 PONG} [ocsp_tool valkey-cli $port ping]
+            } finally {
+                ocsp_set_cert_state server V
+            }
+            catch {exec src/valkey-cli --tls-ocsp-verify maybe ping 2>@1} out
+            assert_match "*Invalid --tls-ocsp-verify: maybe (optional or yes)*" $out
+        }
         }
     }
 
