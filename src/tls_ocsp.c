@@ -1430,7 +1430,8 @@ static void peerCheckFailed(SSL *ssl, ocspError err, const char *detail) {
     char peer[NET_IP_STR_LEN + 8], key[sizeof(peer_logged[0].key)];
     bool incoming = SSL_is_server(ssl);
     peerAddress(ssl, peer, sizeof(peer));
-    size_t key_len = incoming && strrchr(peer, ':') ? (size_t)(strrchr(peer, ':') - peer) : strlen(peer);
+    const char *port = strrchr(peer, ':');
+    size_t key_len = incoming && port ? (size_t)(port - peer) : strlen(peer);
     snprintf(key, sizeof(key), "%s%.*s %s", incoming ? "from " : "", (int)key_len, peer, ocsp_error_names[err]);
     mstime_t now = ocspClockMs(); /* An I/O thread may run this. */
     bool log = true;
@@ -1464,6 +1465,8 @@ static void peerCheckFailed(SSL *ssl, ocspError err, const char *detail) {
  * staple for it is good, or when tls-ocsp-verify-peers is set to no. */
 #define OCSP_REVOKED_PEERS 64
 
+/* A forgotten entry is all zeros; revoked_peers_count is the number of the
+ * others, so that handshakes skip the lookup while there are none. */
 static unsigned char revoked_peers[OCSP_REVOKED_PEERS][SHA_DIGEST_LENGTH];
 static int revoked_peers_next;
 static atomic_int revoked_peers_count = 0;
@@ -1483,11 +1486,18 @@ static int revokedPeerFind(const unsigned char *fingerprint) {
 static void revokedPeerRemember(X509 *cert) {
     unsigned char fingerprint[SHA_DIGEST_LENGTH];
     if (!cert || !certFingerprint(cert, fingerprint)) return;
+    static const unsigned char forgotten[SHA_DIGEST_LENGTH];
     pthread_mutex_lock(&peer_mutex);
     if (revokedPeerFind(fingerprint) == -1) {
-        memcpy(revoked_peers[revoked_peers_next], fingerprint, SHA_DIGEST_LENGTH);
-        revoked_peers_next = (revoked_peers_next + 1) % OCSP_REVOKED_PEERS;
-        if (atomic_load(&revoked_peers_count) < OCSP_REVOKED_PEERS) atomic_fetch_add(&revoked_peers_count, 1);
+        /* A free slot first; when there is none, they are reused in turn. */
+        int slot = revokedPeerFind(forgotten);
+        if (slot == -1) {
+            slot = revoked_peers_next;
+            revoked_peers_next = (revoked_peers_next + 1) % OCSP_REVOKED_PEERS;
+        } else {
+            atomic_fetch_add(&revoked_peers_count, 1);
+        }
+        memcpy(revoked_peers[slot], fingerprint, SHA_DIGEST_LENGTH);
     }
     pthread_mutex_unlock(&peer_mutex);
 }
