@@ -163,7 +163,7 @@ start_server() {
         --bind 127.0.0.1 --port 0 --tls-port "$port" \
         --tls-cert-file "$PKI/server-chain.pem" --tls-key-file "$PKI/server.key" \
         --tls-ca-cert-file "$PKI/ca-bundle.crt" --tls-auth-clients no \
-        --daemonize no --save '' --appendonly no \
+        --daemonize no --save '' --appendonly no --enable-protected-configs local \
         --dir "$WORK/$name" --logfile "$WORK/$name/valkey.log" "$@" &
     SERVER_PID=$!
     STARTED_PIDS+=("$SERVER_PID")

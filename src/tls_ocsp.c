@@ -49,6 +49,9 @@
 /* ------------------------------------------------------------------------- */
 /* Responder URLs, shared by every build (config validation needs them).     */
 
+/* Longer URLs are refused: they would only bloat requests, INFO and logs. */
+#define OCSP_MAX_URL_BYTES 1024
+
 typedef struct ocspUrl {
     sds host;     /* Without the brackets of an IPv6 literal. */
     sds port;     /* "80" when the URL names none. */
@@ -90,11 +93,19 @@ static sds ocspPercentDecode(const char *text, size_t len) {
  * only with allow_userinfo (a proxy's credentials). Returns 1, or 0 with
  * *err set to why it is unusable; *url is filled only on success. */
 static int ocspUrlParse(const char *text, ocspUrl *url, int allow_userinfo, const char **err) {
+    if (strlen(text) > OCSP_MAX_URL_BYTES) {
+        *err = "the URL is too long (over 1024 bytes)";
+        return 0;
+    }
     for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
         if (*p <= ' ' || *p >= 0x7f) {
             *err = "the URL contains a space, a control character or a non-ASCII byte";
             return 0;
         }
+    }
+    if (strchr(text, '#')) {
+        *err = "the URL has a fragment (#)";
+        return 0;
     }
     if (strncasecmp(text, "https://", 8) == 0) {
         *err = "https:// is not supported: the responder must be an http:// URL";
@@ -160,10 +171,6 @@ static int ocspUrlParse(const char *text, ocspUrl *url, int allow_userinfo, cons
             return 0;
         }
     }
-    if (*path == '#') {
-        *err = "the URL has a fragment (#)";
-        return 0;
-    }
     sds userinfo = NULL;
     if (at && !(userinfo = ocspPercentDecode(authority, at - authority))) {
         *err = "the user information in the URL has an invalid %-escape";
@@ -174,6 +181,103 @@ static int ocspUrlParse(const char *text, ocspUrl *url, int allow_userinfo, cons
     url->port = sdsfromlonglong(port_number);
     url->path = *path == '/' ? sdsnew(path) : sdscat(sdsnew("/"), path);
     return 1;
+}
+
+/* tls-ocsp-proxy: http://host:port, optionally http://user:password@host:port
+ * for Basic authentication. The password is never shown: CONFIG GET and the
+ * log show it as ***; CONFIG REWRITE writes the real value. CONFIG SET of the
+ * shown form (what CONFIG SET's rollback does with the getter's value, and
+ * what an operator copying CONFIG GET does) means the value it was shown for. */
+
+/* The value tls-ocsp-proxy held before the last change, for a rollback. */
+static char *proxy_replaced = NULL;
+
+/* Where the user information of an http:// URL ends (its last @), or NULL. */
+static const char *proxyUserinfoEnd(const char *proxy) {
+    const char *authority = proxy + 7, *at = NULL;
+    for (const char *p = authority; *p && !strchr("/?#", *p); p++)
+        if (*p == '@') at = p;
+    return at;
+}
+
+/* The proxy as shown. Basic authentication takes the user name up to the
+ * first colon of the decoded user information (RFC 7617), so everything after
+ * that colon, however it was encoded, is the password. */
+static sds proxyRedacted(const char *proxy) {
+    if (!proxy) return sdsempty();
+    const char *at = proxyUserinfoEnd(proxy);
+    sds userinfo = at ? ocspPercentDecode(proxy + 7, at - (proxy + 7)) : NULL;
+    if (!userinfo) return sdsnew(at ? "http://***" : proxy);
+    char *colon = strchr(userinfo, ':');
+    size_t user_len = colon ? (size_t)(colon - userinfo) : sdslen(userinfo);
+    sds shown = sdsnewlen(proxy, 7);
+    for (size_t i = 0; i < user_len; i++) {
+        unsigned char ch = userinfo[i];
+        if (isalnum(ch) || strchr("-._~!$&'()*+,;=", ch))
+            shown = sdscatlen(shown, &ch, 1);
+        else
+            shown = sdscatprintf(shown, "%%%02X", ch);
+    }
+    if (colon) shown = sdscat(shown, ":***");
+    shown = sdscat(shown, at);
+    sdsfree(userinfo);
+    return shown;
+}
+
+static int proxyShownAs(const char *proxy, const char *shown) {
+    sds redacted = proxyRedacted(proxy);
+    int same = !strcmp(redacted, shown);
+    sdsfree(redacted);
+    return same;
+}
+
+/* Whether the password of the URL is the placeholder *** itself. */
+static int proxyHasPlaceholder(const char *proxy) {
+    const char *at = proxyUserinfoEnd(proxy);
+    const char *colon = at ? memchr(proxy + 7, ':', at - (proxy + 7)) : NULL;
+    return colon && at - colon - 1 == 3 && !strncmp(colon + 1, "***", 3);
+}
+
+int tlsOcspSetProxy(struct standardConfig *config, sds *argv, int argc, const char **err) {
+    UNUSED(config);
+    if (argc != 1) {
+        *err = "wrong number of arguments";
+        return 0;
+    }
+    char **proxy = &server.tls_ocsp_config.proxy;
+    const char *value = argv[0][0] ? argv[0] : NULL;
+    if (value) {
+        ocspUrl url = {0};
+        if (!ocspUrlParse(value, &url, 1, err)) return 0;
+        int has_path = strcmp(url.path, "/") != 0;
+        ocspUrlClear(&url);
+        if (has_path) {
+            *err = "the proxy URL must be http://[user:password@]host:port, without a path";
+            return 0;
+        }
+        if (proxyHasPlaceholder(value)) {
+            if (*proxy && proxyShownAs(*proxy, value)) {
+                value = *proxy;
+            } else if (proxy_replaced && proxyShownAs(proxy_replaced, value)) {
+                value = proxy_replaced;
+            } else {
+                *err = "the password *** is how CONFIG GET shows a password (redacted), and no proxy set before "
+                       "is shown so: give the real password (a literal *** is written %2A%2A%2A)";
+                return 0;
+            }
+        }
+    }
+    if ((!value && !*proxy) || (value && *proxy && !strcmp(value, *proxy))) return 2;
+    char *replaced = *proxy;
+    *proxy = value ? zstrdup(value) : NULL;
+    zfree(proxy_replaced);
+    proxy_replaced = replaced;
+    return 1;
+}
+
+sds tlsOcspGetProxy(struct standardConfig *config) {
+    UNUSED(config);
+    return proxyRedacted(server.tls_ocsp_config.proxy);
 }
 
 #if defined(USE_OPENSSL) && USE_OPENSSL == 1 /* BUILD_YES */
@@ -188,8 +292,10 @@ static int ocspUrlParse(const char *text, ocspUrl *url, int allow_userinfo, cons
 #include <openssl/x509v3.h>
 #include <openssl/err.h>
 
+#include <dirent.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/socket.h>
@@ -474,16 +580,18 @@ static struct {
     ocspError subject_error;    /* Why it could not be built; waits for a change. */
     ocspFetch *fetch;           /* At most one in flight. */
     bool fetch_scheduled;       /* Whether next_fetch_at holds a time. */
-    mstime_t next_fetch_at;     /* Unix ms. */
+    mstime_t next_fetch_at;     /* Monotonic ms (monotonicMs). */
     ocspCacheState cache_state; /* And cached, valid unless EMPTY. */
     ocspResponseInfo cached;
-    ocspSource source;      /* Of the cached response. */
-    bool cache_load_due;    /* The certificate is new: try the cache file. */
-    ocspHeldResponse *held; /* Newer than cached, stapled from its thisUpdate. */
-    bool margin_warned;     /* The response file's response is within its margin. */
+    ocspSource source;                         /* Of the cached response. */
+    bool cache_load_due;                       /* The certificate is new: try the cache file. */
+    unsigned long long certificate_generation; /* Counts forgetAll(): which certificate a cache read is for. */
+    bool running;                              /* The cron has run: the event loop and the bio workers exist. */
+    ocspHeldResponse *held;                    /* Newer than cached, stapled from its thisUpdate. */
+    bool margin_warned;                        /* The response file's response is within its margin. */
     ocspOutcome last_outcome;
-    mstime_t last_attempt_at;
-    mstime_t last_success_at;
+    mstime_t last_attempt_at; /* Monotonic ms. */
+    mstime_t last_success_at; /* Unix ms, for INFO. */
     int consecutive_failures;
     long long fetches_ok, fetches_failed;
     ocspError last_error;
@@ -491,7 +599,7 @@ static struct {
     ocspFileStamp file_seen;
     bool file_check_in_flight;
     bool file_unreadable_logged;
-    mstime_t next_file_check_at;
+    mstime_t next_file_check_at; /* Monotonic ms. */
 } ocsp;
 
 static const char *certStatusName(int status) {
@@ -509,34 +617,59 @@ static mstime_t secondsToMs(long long s) {
     return s * 1000;
 }
 
+/* The schedule (next fetch, backoff, response file checks) runs on the
+ * monotonic clock, so that a step of the wall clock neither delays a refresh
+ * past expiry nor fetches early; validity (thisUpdate, nextUpdate, expiry)
+ * is wall-clock time, as the responder signs it. */
+static mstime_t monotonicMs(void) {
+    return (mstime_t)(getMonotonicUs() / 1000);
+}
+
 static void scheduleFetchAt(mstime_t at) {
     ocsp.fetch_scheduled = true;
     ocsp.next_fetch_at = at;
 }
 
 /* Whole seconds from now until the next fetch, rounded up. */
-static long long secondsUntilNextFetch(mstime_t now) {
-    return (ocsp.next_fetch_at - now + 999) / 1000;
+static long long secondsUntilNextFetch(void) {
+    return (ocsp.next_fetch_at - monotonicMs() + 999) / 1000;
 }
 
-/* After a verified response: refresh when the margin of its validity window
- * is left, within [now + retry delay, now + max refresh interval]. */
-static mstime_t nextFetchAfterSuccess(mstime_t now) {
+/* A random delay in [0, range] ms. */
+static mstime_t randomMs(mstime_t range) {
+    return range > 0 ? (mstime_t)(range * ((double)rand() / RAND_MAX)) : 0;
+}
+
+/* How long before a response runs out its refresh must have started. */
+static mstime_t expirySafetyMs(void) {
+    return secondsToMs(server.tls_ocsp_config.response_timeout + 1);
+}
+
+/* After a verified response, at wall time now: how long until the next
+ * fetch. At a random point of the later half of the refresh margin (so that
+ * servers holding the same response, as a CA's pre-signed ones are, do not
+ * ask together), at most the max refresh interval (less up to a tenth of it,
+ * at random, for the same reason), at least the retry delay; but never later
+ * than the stapled response runs out, less the time a fetch may take. */
+static mstime_t delayAfterSuccess(mstime_t now) {
     const tlsOcspConfig *cfg = &server.tls_ocsp_config;
     const ocspResponseInfo *newest = ocsp.held ? &ocsp.held->info : &ocsp.cached;
-    mstime_t window = newest->expires - newest->this_update;
-    mstime_t at = newest->expires - window * cfg->refresh_margin / 100;
-    if (cfg->max_refresh_interval > 0 && at > now + secondsToMs(cfg->max_refresh_interval))
-        at = now + secondsToMs(cfg->max_refresh_interval);
+    mstime_t margin = (newest->expires - newest->this_update) * cfg->refresh_margin / 100;
+    mstime_t at = newest->expires - margin + randomMs(margin / 2);
+    mstime_t interval = secondsToMs(cfg->max_refresh_interval);
+    if (interval > 0 && at > now + interval) at = now + interval - randomMs(interval / 10);
     if (at < now + secondsToMs(cfg->retry_delay)) at = now + secondsToMs(cfg->retry_delay);
-    return at;
+    mstime_t runs_out = ocsp.cache_state == OCSP_CACHE_STAPLED ? ocsp.cached.expires : newest->expires;
+    if (at > runs_out - expirySafetyMs()) at = runs_out - expirySafetyMs();
+    return at > now ? at - now : 0;
 }
 
-/* After a failure: the retry delay doubled per consecutive failure, capped at
- * 5 minutes while nothing valid is cached and at the max refresh interval
- * otherwise, with +-10% jitter (kept under the cap) so that servers started
- * together spread out, and never after the cached response expires. */
-static mstime_t nextFetchAfterFailure(mstime_t now) {
+/* After a failure, at wall time now: the retry delay doubled per consecutive
+ * failure, capped at 5 minutes while nothing valid is cached and at the max
+ * refresh interval otherwise, with +-10% jitter (kept under the cap) so that
+ * servers started together spread out, and never after the cached response
+ * expires. */
+static mstime_t delayAfterFailure(mstime_t now) {
     const tlsOcspConfig *cfg = &server.tls_ocsp_config;
     bool stapled = ocsp.cache_state == OCSP_CACHE_STAPLED;
     mstime_t base = secondsToMs(cfg->retry_delay);
@@ -546,34 +679,49 @@ static mstime_t nextFetchAfterFailure(mstime_t now) {
 
     mstime_t delay = base;
     for (int i = 1; i < ocsp.consecutive_failures && delay < cap; i++) delay = delay > cap / 2 ? cap : delay * 2;
-    delay = (mstime_t)(delay * (0.9 + 0.2 * ((double)rand() / RAND_MAX)));
+    delay = delay * 9 / 10 + randomMs(delay / 5);
     if (delay > cap) delay = 2 * cap - delay;
     if (delay < 1000) delay = 1000;
+    if (stapled && now + delay > ocsp.cached.expires) delay = ocsp.cached.expires > now ? ocsp.cached.expires - now : 0;
+    return delay;
+}
 
-    mstime_t at = now + delay;
-    if (stapled && at > ocsp.cached.expires) at = ocsp.cached.expires;
-    return at;
+/* Record the outcome of an attempt made now and schedule the next one. */
+static void recordAttempt(ocspOutcome outcome) {
+    ocsp.last_outcome = outcome;
+    ocsp.last_attempt_at = monotonicMs();
+    mstime_t now = mstime();
+    scheduleFetchAt(ocsp.last_attempt_at + (outcome == OCSP_OUTCOME_SUCCEEDED ? delayAfterSuccess(now)
+                                                                              : delayAfterFailure(now)));
 }
 
 /* The next fetch as if the last outcome had happened under the current
  * settings. */
 static void reschedule(void) {
-    switch (ocsp.last_outcome) {
-    case OCSP_OUTCOME_NONE: break; /* The first fetch is due already. */
-    case OCSP_OUTCOME_SUCCEEDED: scheduleFetchAt(nextFetchAfterSuccess(ocsp.last_attempt_at)); break;
-    case OCSP_OUTCOME_FAILED: scheduleFetchAt(nextFetchAfterFailure(ocsp.last_attempt_at)); break;
-    }
+    if (ocsp.last_outcome == OCSP_OUTCOME_NONE) return; /* The first fetch is due already. */
+    mstime_t attempted = mstime() - (monotonicMs() - ocsp.last_attempt_at);
+    mstime_t delay =
+        ocsp.last_outcome == OCSP_OUTCOME_SUCCEEDED ? delayAfterSuccess(attempted) : delayAfterFailure(attempted);
+    scheduleFetchAt(ocsp.last_attempt_at + delay);
 }
 
 /* ------------------------------------------------------------------------- */
-/* Background work in the BIO_TLS_OCSP worker.                                */
+/* Background work.                                                           */
 /*                                                                            */
-/* What the main thread must not do waits there, one slot per kind: a name    */
-/* lookup (getaddrinfo blocks), a cache file write (fsync) and a response     */
-/* file check (stat, read). Newer work replaces work of its kind still        */
-/* waiting, and a lookup nobody waits for any more has its result dropped, so */
-/* abandoned work costs neither threads nor descriptors. The worker wakes the */
-/* main thread through one pipe that lives as long as the process.           */
+/* What the main thread must not do runs elsewhere, one slot per kind of      */
+/* work, a newer item replacing one of its kind still waiting:                */
+/*   - files (a cache file write with its fsyncs, a response file check, a    */
+/*     cache file read after a certificate change, removing temporary files   */
+/*     a killed server left) in the bio worker that reloads TLS certificates  */
+/*     (BIO_TLS_OCSP jobs). A file is looked at before it is opened, opened   */
+/*     non-blocking and read only if regular, and written only through a      */
+/*     fresh name of our own, so no file can hang that worker;                */
+/*   - name lookups (getaddrinfo blocks as long as DNS does) in a resolver    */
+/*     thread of ours, started by the first lookup, so that a DNS server that */
+/*     never answers delays nothing else. A lookup nobody waits for any more  */
+/*     has its result dropped.                                                */
+/* Both wake the main thread through one pipe that lives as long as the      */
+/* process.                                                                   */
 
 typedef struct ocspLookup {
     unsigned long long id;
@@ -588,35 +736,51 @@ typedef struct ocspCacheWrite {
     unsigned char der[];
 } ocspCacheWrite;
 
-typedef enum ocspFileCheckResult {
-    OCSP_FILE_UNCHANGED,  /* Same stamp as last read. */
-    OCSP_FILE_CHANGED,    /* data holds the new bytes. */
-    OCSP_FILE_UNREADABLE, /* error holds errno (EFBIG: over the size bound). */
-} ocspFileCheckResult;
+/* Why a file was not read: an errno value, or this. EFBIG: over the bound. */
+#define OCSP_FILE_NOT_REGULAR (-1)
 
-typedef struct ocspFileCheck {
+typedef enum ocspFileReadResult {
+    OCSP_FILE_UNCHANGED,  /* Same stamp as seen. */
+    OCSP_FILE_CHANGED,    /* data holds the new bytes. */
+    OCSP_FILE_UNREADABLE, /* error says why. */
+} ocspFileReadResult;
+
+/* A file to read if it changed: the response file (seen: what the main
+ * thread read last) or the cache file (seen: nothing, read it). */
+typedef struct ocspFileRead {
     sds path;
-    ocspFileStamp seen; /* The stamp of what the main thread read last. */
-    ocspFileCheckResult result;
+    ocspFileStamp seen;
+    unsigned long long generation; /* Cache file: the certificate it is read for. */
+    ocspFileReadResult result;
     ocspFileStamp stamp;
     sds data;
     int error;
-} ocspFileCheck;
+} ocspFileRead;
 
 static struct {
     pthread_mutex_t lock;
-    ocspLookup *lookup_waiting, *lookup_done;
-    unsigned long long lookup_wanted; /* The lookup the main thread waits for; 0: none. */
-    unsigned long long last_lookup_id;
     ocspCacheWrite *write_waiting;
-    ocspFileCheck *check_waiting, *check_done;
-    int wake_fds[2]; /* Worker -> main thread; created on first use. */
+    ocspFileRead *check_waiting, *check_done; /* tls-ocsp-response-file */
+    ocspFileRead *load_waiting, *load_done;   /* tls-ocsp-cache-file */
+    sds clean_waiting;                        /* A cache file whose leftovers to remove. */
+    sds cleaned;                              /* Worker only: the last one cleaned for. */
+    int wake_fds[2];                          /* Worker and resolver -> main thread. */
 } worker = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_fds = {-1, -1}};
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t work;
+    bool started;
+    ocspLookup *waiting, *done;
+    unsigned long long wanted; /* The lookup the main thread waits for; 0: none. */
+    unsigned long long last_id;
+} resolver = {.lock = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER};
 
 static atomic_llong cache_write_failures = 0;
 
 static void fetchResolved(ocspFetch *f, int gai_error, struct addrinfo *result);
-static void responseFileChecked(ocspFileCheck *check);
+static void responseFileChecked(ocspFileRead *check);
+static void cacheFileLoaded(ocspFileRead *load);
 
 static void lookupFree(ocspLookup *lookup) {
     if (!lookup) return;
@@ -632,11 +796,17 @@ static void cacheWriteFree(ocspCacheWrite *write) {
     zfree(write);
 }
 
-static void fileCheckFree(ocspFileCheck *check) {
-    if (!check) return;
-    sdsfree(check->path);
-    sdsfree(check->data);
-    zfree(check);
+static void fileReadFree(ocspFileRead *read) {
+    if (!read) return;
+    sdsfree(read->path);
+    sdsfree(read->data);
+    zfree(read);
+}
+
+static const char *fileErrorText(int error) {
+    if (error == OCSP_FILE_NOT_REGULAR) return "not a regular file";
+    if (error == EFBIG) return "larger than 64 KiB";
+    return strerror(error);
 }
 
 static void fileStampOf(const struct stat *st, ocspFileStamp *stamp) {
@@ -653,46 +823,96 @@ static int fileStampEqual(const ocspFileStamp *a, const ocspFileStamp *b) {
            a->ctime_ns == b->ctime_ns;
 }
 
-/* Read a file of at most max bytes. Returns the bytes, or NULL with errno
- * set (EFBIG when larger); *stamp describes what was read. */
-static sds readSmallFile(const char *path, size_t max, ocspFileStamp *stamp) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd == -1) return NULL;
+/* Read a regular file of at most max bytes. Returns the bytes, or NULL with
+ * *error set; *stamp describes what was read. Opening a FIFO or a device may
+ * block or act, so the file is looked at first, opened non-blocking, and
+ * looked at again once open (the name may have been replaced meanwhile). */
+static sds readSmallFile(const char *path, size_t max, ocspFileStamp *stamp, int *error) {
     struct stat st;
+    if (stat(path, &st) == -1) {
+        *error = errno;
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        *error = OCSP_FILE_NOT_REGULAR;
+        return NULL;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd == -1) {
+        *error = errno;
+        return NULL;
+    }
     sds data = NULL;
-    if (fstat(fd, &st) == -1) goto done;
-    if (!S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
-        errno = S_ISREG(st.st_mode) ? EFBIG : EINVAL;
-        goto done;
-    }
-    data = sdsnewlen(SDS_NOINIT, st.st_size);
-    size_t got = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t n = read(fd, data + got, st.st_size - got);
-        if (n == -1 && errno == EINTR) continue;
-        if (n <= 0) break;
-        got += n;
-    }
-    sdssetlen(data, got);
-    if (stamp) fileStampOf(&st, stamp);
-done:
-    if (data == NULL) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
+    *error = 0;
+    if (fstat(fd, &st) == -1) {
+        *error = errno;
+    } else if (!S_ISREG(st.st_mode)) {
+        *error = OCSP_FILE_NOT_REGULAR;
+    } else if ((size_t)st.st_size > max) {
+        *error = EFBIG;
     } else {
-        close(fd);
+        data = sdsnewlen(SDS_NOINIT, st.st_size);
+        size_t got = 0;
+        while (got < (size_t)st.st_size) {
+            ssize_t n = read(fd, data + got, st.st_size - got);
+            if (n == -1 && errno == EINTR) continue;
+            if (n == -1) *error = errno;
+            if (n <= 0) break;
+            got += n;
+        }
+        sdssetlen(data, got);
+        if (*error) {
+            sdsfree(data);
+            data = NULL;
+        }
     }
+    close(fd);
+    if (data && stamp) fileStampOf(&st, stamp);
     return data;
 }
 
+/* The temporary files of a cache file: its name, ".tmp-" and a suffix of
+ * letters and digits (mkostemp's, or an earlier version's process ID). */
+static sds cacheTemporaryPrefix(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return sdscat(sdsnew(slash ? slash + 1 : path), ".tmp-");
+}
+
+/* Remove the temporary files a server killed while writing left behind.
+ * Worker only: no write of ours is under way meanwhile. */
+static void removeLeftoverTemporaryFiles(const char *path) {
+    if (worker.cleaned && !strcmp(worker.cleaned, path)) return;
+    sdsfree(worker.cleaned);
+    worker.cleaned = sdsnew(path);
+    const char *slash = strrchr(path, '/');
+    sds dir = slash == path ? sdsnew("/") : sdsnewlen(path, slash - path);
+    sds prefix = cacheTemporaryPrefix(path);
+    DIR *d = opendir(dir);
+    struct dirent *entry;
+    while (d && (entry = readdir(d)) != NULL) {
+        const char *suffix = entry->d_name + sdslen(prefix);
+        size_t len = strlen(entry->d_name) - sdslen(prefix);
+        if (strncmp(entry->d_name, prefix, sdslen(prefix)) != 0 || len == 0 || len > 16) continue;
+        size_t alnum = 0;
+        while (alnum < len && isalnum((unsigned char)suffix[alnum])) alnum++;
+        if (alnum != len) continue;
+        if (unlinkat(dirfd(d), entry->d_name, 0) == 0)
+            serverLog(LL_NOTICE, "OCSP: removed %s/%s, left by a server stopped while writing its cache file", dir,
+                      entry->d_name);
+    }
+    if (d) closedir(d);
+    sdsfree(prefix);
+    sdsfree(dir);
+}
+
 /* Write a file the way a crash cannot leave half written: a temporary file
- * in the same directory, fsync, rename, fsync of the directory. */
+ * in the same directory, fsync, rename, fsync of the directory. The
+ * temporary name is new (mkostemp opens it O_EXCL), so nothing planted at a
+ * predictable name (a symlink, a hard link, a FIFO) is written through. */
 static int writeFileAtomically(const char *path, const unsigned char *data, size_t len) {
-    sds tmp = sdscatfmt(sdsnew(path), ".tmp-%i", (int)getpid());
-    /* Never through a symlink planted at the temporary name. */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-    int ok = fd != -1;
+    sds tmp = sdscat(sdsnew(path), ".tmp-XXXXXX");
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    int ok = fd != -1 && fchmod(fd, 0644) == 0;
     for (size_t done = 0; ok && done < len;) {
         ssize_t n = write(fd, data + done, len - done);
         if (n == -1 && errno == EINTR) continue;
@@ -711,7 +931,7 @@ static int writeFileAtomically(const char *path, const unsigned char *data, size
         ok = 0;
         saved = errno;
     }
-    if (!ok) unlink(tmp);
+    if (!ok && fd != -1) unlink(tmp);
     if (ok && fsyncFileDir(path) == -1) {
         ok = 0;
         saved = errno;
@@ -721,39 +941,40 @@ static int writeFileAtomically(const char *path, const unsigned char *data, size
     return ok;
 }
 
-static void workerWakeMainThread(void) {
+static void wakeMainThread(void) {
     ssize_t written = write(worker.wake_fds[1], "w", 1);
     UNUSED(written); /* A full pipe already holds a wake-up. */
 }
 
-static void workerCheckFile(ocspFileCheck *check) {
+static void workerReadFile(ocspFileRead *read) {
     struct stat st;
     ocspFileStamp now;
-    if (stat(check->path, &st) == 0) {
+    if (stat(read->path, &st) == 0) {
         fileStampOf(&st, &now);
-        if (fileStampEqual(&now, &check->seen)) {
-            check->result = OCSP_FILE_UNCHANGED;
+        if (fileStampEqual(&now, &read->seen)) {
+            read->result = OCSP_FILE_UNCHANGED;
             return;
         }
     }
-    check->data = readSmallFile(check->path, OCSP_MAX_BODY_BYTES, &check->stamp);
-    check->result = check->data ? OCSP_FILE_CHANGED : OCSP_FILE_UNREADABLE;
-    check->error = check->data ? 0 : errno;
+    read->data = readSmallFile(read->path, OCSP_MAX_BODY_BYTES, &read->stamp, &read->error);
+    read->result = read->data ? OCSP_FILE_CHANGED : OCSP_FILE_UNREADABLE;
 }
 
-/* Runs in the bio worker, once per job: whatever waits, write first (it is
- * quick), then the file check, then a lookup (which may hang). */
+/* Runs in the bio worker, once per job, for whatever waits. */
 void tlsOcspBackgroundJob(void) {
     pthread_mutex_lock(&worker.lock);
     ocspCacheWrite *write = worker.write_waiting;
-    ocspFileCheck *check = worker.check_waiting;
-    ocspLookup *lookup = worker.lookup_waiting;
+    ocspFileRead *check = worker.check_waiting, *load = worker.load_waiting;
+    sds clean = worker.clean_waiting;
     worker.write_waiting = NULL;
-    worker.check_waiting = NULL;
-    worker.lookup_waiting = NULL;
+    worker.check_waiting = worker.load_waiting = NULL;
+    worker.clean_waiting = NULL;
     pthread_mutex_unlock(&worker.lock);
 
+    if (clean) removeLeftoverTemporaryFiles(clean);
+    sdsfree(clean);
     if (write) {
+        removeLeftoverTemporaryFiles(write->path);
         if (!writeFileAtomically(write->path, write->der, write->len)) {
             atomic_fetch_add_explicit(&cache_write_failures, 1, memory_order_relaxed);
             serverLog(LL_WARNING, "OCSP: cannot write the cache file %s: %s; stapling is unaffected", write->path,
@@ -761,55 +982,98 @@ void tlsOcspBackgroundJob(void) {
         }
         cacheWriteFree(write);
     }
-    if (check) workerCheckFile(check);
-    if (lookup) {
-        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-        lookup->gai_error = getaddrinfo(lookup->host, lookup->port, &hints, &lookup->result);
-    }
+    if (check) workerReadFile(check);
+    if (load) workerReadFile(load);
+    if (!check && !load) return;
 
-    bool wake = check != NULL;
     pthread_mutex_lock(&worker.lock);
     if (check) {
-        fileCheckFree(worker.check_done);
+        fileReadFree(worker.check_done);
         worker.check_done = check;
     }
-    if (lookup && lookup->id == worker.lookup_wanted) {
-        lookupFree(worker.lookup_done);
-        worker.lookup_done = lookup;
-        lookup = NULL;
-        wake = true;
+    if (load) {
+        fileReadFree(worker.load_done);
+        worker.load_done = load;
     }
     pthread_mutex_unlock(&worker.lock);
-    lookupFree(lookup); /* Nobody waits for it any more. */
-    if (wake) workerWakeMainThread();
+    wakeMainThread();
 }
 
-/* The worker finished something: hand it to whoever waits. */
-static void workerDoneProc(struct aeEventLoop *el, int fd, void *client_data, int mask) {
+/* The resolver thread: one lookup at a time, for as long as it takes. */
+static void *resolverMain(void *arg) {
+    UNUSED(arg);
+    valkey_set_thread_title("ocsp_resolver");
+    pthread_mutex_lock(&resolver.lock);
+    while (1) {
+        while (!resolver.waiting) pthread_cond_wait(&resolver.work, &resolver.lock);
+        ocspLookup *lookup = resolver.waiting;
+        resolver.waiting = NULL;
+        pthread_mutex_unlock(&resolver.lock);
+
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+        lookup->gai_error = getaddrinfo(lookup->host, lookup->port, &hints, &lookup->result);
+
+        pthread_mutex_lock(&resolver.lock);
+        bool wanted = lookup->id == resolver.wanted;
+        if (wanted) {
+            lookupFree(resolver.done);
+            resolver.done = lookup;
+            wakeMainThread();
+        } else {
+            lookupFree(lookup); /* Nobody waits for it any more. */
+        }
+    }
+    return NULL;
+}
+
+/* The first lookup starts the resolver thread, with every signal blocked
+ * (they are the main thread's to handle). */
+static int resolverStarted(void) {
+    if (resolver.started) return 1;
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &previous);
+    pthread_t thread;
+    resolver.started = pthread_create(&thread, NULL, resolverMain, NULL) == 0;
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    if (!resolver.started) {
+        serverLog(LL_WARNING, "OCSP: cannot start the resolver thread: %s", strerror(errno));
+        return 0;
+    }
+    pthread_detach(thread);
+    return 1;
+}
+
+/* The worker or the resolver finished something: hand it to whoever waits. */
+static void backgroundDoneProc(struct aeEventLoop *el, int fd, void *client_data, int mask) {
     UNUSED(el);
     UNUSED(client_data);
     UNUSED(mask);
     char drain[64];
     while (read(fd, drain, sizeof(drain)) > 0);
 
+    pthread_mutex_lock(&resolver.lock);
+    ocspLookup *lookup = resolver.done;
+    resolver.done = NULL;
+    pthread_mutex_unlock(&resolver.lock);
     pthread_mutex_lock(&worker.lock);
-    ocspLookup *lookup = worker.lookup_done;
-    ocspFileCheck *check = worker.check_done;
-    worker.lookup_done = NULL;
-    worker.check_done = NULL;
+    ocspFileRead *check = worker.check_done, *load = worker.load_done;
+    worker.check_done = worker.load_done = NULL;
     pthread_mutex_unlock(&worker.lock);
+
     if (lookup && ocsp.fetch && ocsp.fetch->lookup_id == lookup->id) {
         fetchResolved(ocsp.fetch, lookup->gai_error, lookup->result);
         lookup->result = NULL;
     }
     lookupFree(lookup);
     if (check) responseFileChecked(check);
+    if (load) cacheFileLoaded(load);
 }
 
-static int workerWakePipeReady(void) {
+static int wakePipeReady(void) {
     if (worker.wake_fds[0] != -1) return 1;
     if (anetPipe(worker.wake_fds, O_CLOEXEC | O_NONBLOCK, O_CLOEXEC | O_NONBLOCK) == -1) return 0;
-    if (aeCreateFileEvent(server.el, worker.wake_fds[0], AE_READABLE, workerDoneProc, NULL) == AE_ERR) {
+    if (aeCreateFileEvent(server.el, worker.wake_fds[0], AE_READABLE, backgroundDoneProc, NULL) == AE_ERR) {
         close(worker.wake_fds[0]);
         close(worker.wake_fds[1]);
         worker.wake_fds[0] = worker.wake_fds[1] = -1;
@@ -818,40 +1082,59 @@ static int workerWakePipeReady(void) {
     return 1;
 }
 
-/* Put work in its slot, replacing work of the same kind that still waits.
- * A job is queued whenever work waits, so only an empty slot needs one.
- * Called with worker.lock held; returns the replaced work. */
-static void *workerPut(void **slot, void *work, bool *queue_job) {
+/* Put work in its worker slot, replacing work of the same kind still
+ * waiting, and queue a job for it. A job is queued whenever work waits, so
+ * only an empty slot needs a new one. Returns 0 if the worker cannot be
+ * reached (the work is then freed by free_work). */
+static int workerSubmit(void **slot, void *work, void (*free_work)(void *)) {
+    if (!wakePipeReady()) {
+        free_work(work);
+        return 0;
+    }
+    pthread_mutex_lock(&worker.lock);
     void *replaced = *slot;
     *slot = work;
-    *queue_job = replaced == NULL;
-    return replaced;
+    pthread_mutex_unlock(&worker.lock);
+    if (replaced)
+        free_work(replaced);
+    else
+        bioCreateTlsOcspJob();
+    return 1;
 }
 
-/* Ask the worker to resolve host:port. Returns the lookup's id, 0 on failure. */
+static void cacheWriteFreeVoid(void *work) {
+    cacheWriteFree(work);
+}
+
+static void fileReadFreeVoid(void *work) {
+    fileReadFree(work);
+}
+
+/* Ask the resolver to look host:port up. Returns the lookup's id, 0 on
+ * failure. */
 static unsigned long long lookupSubmit(const char *host, const char *port) {
-    if (!workerWakePipeReady()) return 0;
+    if (!wakePipeReady() || !resolverStarted()) return 0;
     ocspLookup *lookup = zcalloc(sizeof(*lookup));
     lookup->host = zstrdup(host);
     lookup->port = zstrdup(port);
-    bool queue_job;
-    pthread_mutex_lock(&worker.lock);
-    lookup->id = ++worker.last_lookup_id;
-    worker.lookup_wanted = lookup->id;
-    ocspLookup *replaced = workerPut((void **)&worker.lookup_waiting, lookup, &queue_job);
-    pthread_mutex_unlock(&worker.lock);
+    pthread_mutex_lock(&resolver.lock);
+    lookup->id = ++resolver.last_id;
+    resolver.wanted = lookup->id;
+    ocspLookup *replaced = resolver.waiting;
+    resolver.waiting = lookup;
+    pthread_cond_signal(&resolver.work);
+    pthread_mutex_unlock(&resolver.lock);
     lookupFree(replaced);
-    if (queue_job) bioCreateTlsOcspJob();
     return lookup->id;
 }
 
 /* Nobody waits for a lookup any more (the fetch ended). */
 static void lookupCancel(void) {
-    pthread_mutex_lock(&worker.lock);
-    ocspLookup *waiting = worker.lookup_waiting, *done = worker.lookup_done;
-    worker.lookup_waiting = worker.lookup_done = NULL;
-    worker.lookup_wanted = 0;
-    pthread_mutex_unlock(&worker.lock);
+    pthread_mutex_lock(&resolver.lock);
+    ocspLookup *waiting = resolver.waiting, *done = resolver.done;
+    resolver.waiting = resolver.done = NULL;
+    resolver.wanted = 0;
+    pthread_mutex_unlock(&resolver.lock);
     lookupFree(waiting);
     lookupFree(done);
 }
@@ -861,27 +1144,16 @@ static void cacheWriteSubmit(sds path, const unsigned char *der, size_t len) {
     write->path = path;
     write->len = len;
     memcpy(write->der, der, len);
-    bool queue_job;
-    pthread_mutex_lock(&worker.lock);
-    ocspCacheWrite *replaced = workerPut((void **)&worker.write_waiting, write, &queue_job);
-    pthread_mutex_unlock(&worker.lock);
-    cacheWriteFree(replaced);
-    if (queue_job) bioCreateTlsOcspJob();
+    workerSubmit((void **)&worker.write_waiting, write, cacheWriteFreeVoid);
 }
 
-/* Returns 0 when the worker cannot be reached. */
-static int fileCheckSubmit(const char *path, const ocspFileStamp *seen) {
-    if (!workerWakePipeReady()) return 0;
-    ocspFileCheck *check = zcalloc(sizeof(*check));
-    check->path = sdsnew(path);
-    check->seen = *seen;
-    bool queue_job;
-    pthread_mutex_lock(&worker.lock);
-    ocspFileCheck *replaced = workerPut((void **)&worker.check_waiting, check, &queue_job);
-    pthread_mutex_unlock(&worker.lock);
-    fileCheckFree(replaced);
-    if (queue_job) bioCreateTlsOcspJob();
-    return 1;
+/* Read path in the worker if its stamp is not seen (NULL: read it anyway). */
+static int fileReadSubmit(ocspFileRead **slot, const char *path, const ocspFileStamp *seen, unsigned long long generation) {
+    ocspFileRead *read = zcalloc(sizeof(*read));
+    read->path = sdsnew(path);
+    if (seen) read->seen = *seen;
+    read->generation = generation;
+    return workerSubmit((void **)slot, read, fileReadFreeVoid);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1293,7 +1565,7 @@ static void fetchStart(void) {
     }
     OPENSSL_free(der);
     if (via_proxy) {
-        sds shown = tlsOcspGetProxy(NULL);
+        sds shown = proxyRedacted(proxy_config);
         serverLog(LL_VERBOSE, "OCSP: querying %s for the server certificate (%s, through %s)", s->url, f->method,
                   shown);
         sdsfree(shown);
@@ -1407,10 +1679,10 @@ static int peer_policy_index = -1;
 
 static atomic_llong peer_checks_ok = 0, peer_checks_failed = 0;
 static pthread_mutex_t peer_mutex = PTHREAD_MUTEX_INITIALIZER;
-static char peer_last_failure[NET_IP_STR_LEN + 64] = "none";
+static char peer_last_failure[NET_IP_STR_LEN + 96] = "none";
 /* When each recent (peer, reason) was last logged. */
 static struct {
-    char key[NET_IP_STR_LEN + 40];
+    char key[NET_IP_STR_LEN + 72];
     mstime_t logged_at;
 } peer_logged[OCSP_PEER_LOG_SLOTS];
 
@@ -1426,20 +1698,20 @@ static void peerAddress(SSL *ssl, char *buf, size_t len) {
 
 /* Count a refused peer; log it at most once a minute per peer and reason.
  * An incoming peer is one address whatever port it comes from. */
-static void peerCheckFailed(SSL *ssl, ocspError err, const char *detail) {
-    char peer[NET_IP_STR_LEN + 8], key[sizeof(peer_logged[0].key)];
+static void peerCheckFailed(SSL *ssl, ocspError err, bool remembered, const char *detail) {
+    char peer[NET_IP_STR_LEN + 8], key[sizeof(peer_logged[0].key)], reason[64];
     bool incoming = SSL_is_server(ssl);
     peerAddress(ssl, peer, sizeof(peer));
+    snprintf(reason, sizeof(reason), "%s%s", ocsp_error_names[err], remembered ? " (remembered)" : "");
     const char *port = strrchr(peer, ':');
     size_t key_len = incoming && port ? (size_t)(port - peer) : strlen(peer);
-    snprintf(key, sizeof(key), "%s%.*s %s", incoming ? "from " : "", (int)key_len, peer, ocsp_error_names[err]);
+    snprintf(key, sizeof(key), "%s%.*s %s", incoming ? "from " : "", (int)key_len, peer, reason);
     mstime_t now = ocspClockMs(); /* An I/O thread may run this. */
     bool log = true;
     int slot = 0;
     atomic_fetch_add_explicit(&peer_checks_failed, 1, memory_order_relaxed);
     pthread_mutex_lock(&peer_mutex);
-    snprintf(peer_last_failure, sizeof(peer_last_failure), "%s %s%s", ocsp_error_names[err], peer,
-             incoming ? " (incoming)" : "");
+    snprintf(peer_last_failure, sizeof(peer_last_failure), "%s %s%s", reason, peer, incoming ? " (incoming)" : "");
     for (int i = 0; i < OCSP_PEER_LOG_SLOTS; i++) {
         if (!strcmp(peer_logged[i].key, key)) {
             slot = i;
@@ -1455,81 +1727,103 @@ static void peerCheckFailed(SSL *ssl, ocspError err, const char *detail) {
     pthread_mutex_unlock(&peer_mutex);
     if (log)
         serverLog(LL_WARNING, "OCSP: refusing the TLS connection %s %s: %s (%s)", incoming ? "from" : "to", peer,
-                  ocsp_error_names[err], detail);
+                  reason, detail);
 }
 
 /* Certificates whose own staple said revoked when we connected to their
- * server: the same certificate in an incoming connection (a cluster node's
- * bus link, which always presents one) is refused too, so that a revoked
- * node is cut off both ways and its pings stop. Forgotten when a later
- * staple for it is good, or when tls-ocsp-verify-peers is set to no. */
-#define OCSP_REVOKED_PEERS 64
-
-/* A forgotten entry is all zeros; revoked_peers_count is the number of the
- * others, so that handshakes skip the lookup while there are none. */
-static unsigned char revoked_peers[OCSP_REVOKED_PEERS][SHA_DIGEST_LENGTH];
-static int revoked_peers_next;
-static atomic_int revoked_peers_count = 0;
+ * server. Revocation sticks: such a certificate is refused on outgoing
+ * connections under either policy and on incoming ones (a cluster node's bus
+ * link always presents one, so a revoked node is cut off both ways and its
+ * pings stop), whether or not its server staples later, until a valid staple
+ * for it says good (a certificateHold lifted) or tls-ocsp-verify-peers is set
+ * to no. A handshake without a staple never changes the set.
+ *
+ * Nothing is ever evicted: an entry costs 32 bytes, and adding one takes a
+ * certificate our CA issued, its key, and a response our CA signed saying it
+ * is revoked, so the set grows only as the CA revokes. Sorted SHA-256
+ * fingerprints under peer_mutex; revoked_peers_count lets handshakes skip the
+ * lookup while the set is empty. */
+static unsigned char (*revoked_peers)[SHA256_DIGEST_LENGTH] = NULL;
+static size_t revoked_peers_used = 0, revoked_peers_size = 0;
+static atomic_size_t revoked_peers_count = 0;
 
 static bool certFingerprint(X509 *cert, unsigned char *fingerprint) {
     unsigned int len = 0;
-    return X509_digest(cert, EVP_sha1(), fingerprint, &len) == 1 && len == SHA_DIGEST_LENGTH;
+    return cert && X509_digest(cert, EVP_sha256(), fingerprint, &len) == 1 && len == SHA256_DIGEST_LENGTH;
 }
 
-/* Index of the fingerprint among the revoked peers, or -1. peer_mutex held. */
-static int revokedPeerFind(const unsigned char *fingerprint) {
-    for (int i = 0; i < OCSP_REVOKED_PEERS; i++)
-        if (!memcmp(revoked_peers[i], fingerprint, SHA_DIGEST_LENGTH)) return i;
-    return -1;
+/* Where the fingerprint is, or would be inserted, in the sorted set; *found
+ * says which. peer_mutex held. */
+static size_t revokedPeerSlot(const unsigned char *fingerprint, bool *found) {
+    size_t low = 0, high = revoked_peers_used;
+    while (low < high) {
+        size_t mid = low + (high - low) / 2;
+        int cmp = memcmp(revoked_peers[mid], fingerprint, SHA256_DIGEST_LENGTH);
+        if (cmp == 0) {
+            *found = true;
+            return mid;
+        }
+        if (cmp < 0)
+            low = mid + 1;
+        else
+            high = mid;
+    }
+    *found = false;
+    return low;
 }
 
 static void revokedPeerRemember(X509 *cert) {
-    unsigned char fingerprint[SHA_DIGEST_LENGTH];
-    if (!cert || !certFingerprint(cert, fingerprint)) return;
-    static const unsigned char forgotten[SHA_DIGEST_LENGTH];
+    unsigned char fingerprint[SHA256_DIGEST_LENGTH];
+    if (!certFingerprint(cert, fingerprint)) return;
+    bool found;
     pthread_mutex_lock(&peer_mutex);
-    if (revokedPeerFind(fingerprint) == -1) {
-        /* A free slot first; when there is none, they are reused in turn. */
-        int slot = revokedPeerFind(forgotten);
-        if (slot == -1) {
-            slot = revoked_peers_next;
-            revoked_peers_next = (revoked_peers_next + 1) % OCSP_REVOKED_PEERS;
-        } else {
-            atomic_fetch_add(&revoked_peers_count, 1);
+    size_t slot = revokedPeerSlot(fingerprint, &found);
+    if (!found) {
+        if (revoked_peers_used == revoked_peers_size) {
+            revoked_peers_size = revoked_peers_size ? revoked_peers_size * 2 : 16;
+            revoked_peers = zrealloc(revoked_peers, revoked_peers_size * SHA256_DIGEST_LENGTH);
         }
-        memcpy(revoked_peers[slot], fingerprint, SHA_DIGEST_LENGTH);
+        memmove(revoked_peers[slot + 1], revoked_peers[slot], (revoked_peers_used - slot) * SHA256_DIGEST_LENGTH);
+        memcpy(revoked_peers[slot], fingerprint, SHA256_DIGEST_LENGTH);
+        atomic_store(&revoked_peers_count, ++revoked_peers_used);
     }
     pthread_mutex_unlock(&peer_mutex);
 }
 
 static void revokedPeerForget(X509 *cert) {
-    unsigned char fingerprint[SHA_DIGEST_LENGTH];
-    if (!cert || !atomic_load(&revoked_peers_count) || !certFingerprint(cert, fingerprint)) return;
+    unsigned char fingerprint[SHA256_DIGEST_LENGTH];
+    if (!atomic_load(&revoked_peers_count) || !certFingerprint(cert, fingerprint)) return;
+    bool found;
     pthread_mutex_lock(&peer_mutex);
-    int i = revokedPeerFind(fingerprint);
-    if (i != -1) {
-        memset(revoked_peers[i], 0, SHA_DIGEST_LENGTH);
-        atomic_fetch_sub(&revoked_peers_count, 1);
+    size_t slot = revokedPeerSlot(fingerprint, &found);
+    if (found) {
+        memmove(revoked_peers[slot], revoked_peers[slot + 1], (revoked_peers_used - slot - 1) * SHA256_DIGEST_LENGTH);
+        atomic_store(&revoked_peers_count, --revoked_peers_used);
     }
     pthread_mutex_unlock(&peer_mutex);
 }
 
 static bool revokedPeerKnown(X509 *cert) {
-    unsigned char fingerprint[SHA_DIGEST_LENGTH];
+    unsigned char fingerprint[SHA256_DIGEST_LENGTH];
     if (!atomic_load(&revoked_peers_count) || !certFingerprint(cert, fingerprint)) return false;
+    bool found;
     pthread_mutex_lock(&peer_mutex);
-    bool known = revokedPeerFind(fingerprint) != -1;
+    revokedPeerSlot(fingerprint, &found);
     pthread_mutex_unlock(&peer_mutex);
-    return known;
+    return found;
 }
 
 static void revokedPeersClear(void) {
     if (!atomic_load(&revoked_peers_count)) return;
     pthread_mutex_lock(&peer_mutex);
-    memset(revoked_peers, 0, sizeof(revoked_peers));
+    zfree(revoked_peers);
+    revoked_peers = NULL;
+    revoked_peers_used = revoked_peers_size = 0;
     atomic_store(&revoked_peers_count, 0);
     pthread_mutex_unlock(&peer_mutex);
 }
+
+#define OCSP_REMEMBERED_DETAIL "its certificate's own staple said revoked when we connected to it"
 
 /* Verify callback of every context: an incoming connection presenting a
  * certificate known to be revoked fails its handshake. */
@@ -1539,25 +1833,37 @@ static int incomingVerifyCallback(int preverify_ok, X509_STORE_CTX *store) {
     X509 *cert = X509_STORE_CTX_get_current_cert(store);
     if (!ssl || !SSL_is_server(ssl) || !cert || !revokedPeerKnown(cert)) return 1;
     X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REVOKED);
-    peerCheckFailed(ssl, OCSP_ERR_REVOKED, "its certificate's own staple said revoked when we connected to it");
+    peerCheckFailed(ssl, OCSP_ERR_REVOKED, true, OCSP_REMEMBERED_DETAIL);
     return 0;
 }
 
 /* Client side of the status callback: the handshake goes on only when the
- * peer's staple meets the connection's policy. */
+ * peer's staple meets the connection's policy, and its certificate is not
+ * remembered as revoked unless this very staple is valid and says good. */
 static int peerStatusCallback(SSL *ssl) {
     int policy = (int)(intptr_t)SSL_get_ex_data(ssl, peer_policy_index);
     if (policy == TLS_OCSP_VERIFY_PEERS_NO) return 1;
     char detail[OCSP_DETAIL_LEN] = "";
     ocspResponseInfo info = {0};
+    X509 *cert = ocspPeerCertificate(ssl);
     ocspError err = ocspCheckPeerStaple(ssl, policy, &info, detail, sizeof(detail));
-    if (err == OCSP_ERR_NONE) {
-        if (info.cert_status == V_OCSP_CERTSTATUS_GOOD) revokedPeerForget(SSL_get0_peer_certificate(ssl));
+    bool stapled_good = err == OCSP_ERR_NONE && info.bytes > 0 && info.cert_status == V_OCSP_CERTSTATUS_GOOD;
+    if (stapled_good) {
+        revokedPeerForget(cert);
         atomic_fetch_add_explicit(&peer_checks_ok, 1, memory_order_relaxed);
         return 1;
     }
-    if (err == OCSP_ERR_REVOKED) revokedPeerRemember(SSL_get0_peer_certificate(ssl));
-    peerCheckFailed(ssl, err, detail);
+    if (err == OCSP_ERR_REVOKED) {
+        revokedPeerRemember(cert);
+    } else if (revokedPeerKnown(cert)) {
+        peerCheckFailed(ssl, OCSP_ERR_REVOKED, true, OCSP_REMEMBERED_DETAIL);
+        return 0;
+    }
+    if (err == OCSP_ERR_NONE) {
+        atomic_fetch_add_explicit(&peer_checks_ok, 1, memory_order_relaxed);
+        return 1;
+    }
+    peerCheckFailed(ssl, err, false, detail);
     return 0;
 }
 
@@ -1620,7 +1926,6 @@ static void publishHeldIfDue(void) {
 }
 
 static void recordFailure(ocspError err, const char *detail, ocspSource source) {
-    mstime_t now = mstime();
     const char *cached = ocsp.cache_state == OCSP_CACHE_STAPLED ? "the cached response stays stapled until it expires"
                                                                 : "nothing is stapled";
     ocsp.fetches_failed++;
@@ -1631,11 +1936,9 @@ static void recordFailure(ocspError err, const char *detail, ocspSource source) 
                   server.tls_ocsp_config.response_file, ocsp_error_names[err], detail, cached);
         return;
     }
-    ocsp.last_outcome = OCSP_OUTCOME_FAILED;
-    ocsp.last_attempt_at = now;
-    scheduleFetchAt(nextFetchAfterFailure(now));
+    recordAttempt(OCSP_OUTCOME_FAILED);
     serverLog(LL_WARNING, "OCSP: fetch from %s failed: %s (%s); %s; retrying in %lld s (failure %d in a row)",
-              ocsp.subject->url, ocsp_error_names[err], detail, cached, secondsUntilNextFetch(now),
+              ocsp.subject->url, ocsp_error_names[err], detail, cached, secondsUntilNextFetch(),
               ocsp.consecutive_failures);
 }
 
@@ -1658,9 +1961,8 @@ static void logResponse(const ocspResponseInfo *info, const char *verb, const ch
 }
 
 static void recordSuccess(const ocspResponseInfo *info, const unsigned char *der, ocspSource source) {
-    mstime_t now = mstime();
     publishResponse(info, der, source);
-    ocsp.last_success_at = now;
+    ocsp.last_success_at = mstime();
     ocsp.fetches_ok++;
     ocsp.consecutive_failures = 0;
     ocsp.last_error = OCSP_ERR_NONE;
@@ -1670,13 +1972,11 @@ static void recordSuccess(const ocspResponseInfo *info, const unsigned char *der
         sdsfree(origin);
         return;
     }
-    ocsp.last_outcome = OCSP_OUTCOME_SUCCEEDED;
-    ocsp.last_attempt_at = now;
-    scheduleFetchAt(nextFetchAfterSuccess(now));
+    recordAttempt(OCSP_OUTCOME_SUCCEEDED);
     sds path = cacheFilePath();
     if (path) cacheWriteSubmit(path, der, info->bytes);
     char next[64];
-    snprintf(next, sizeof(next), ", next refresh in %lld s", secondsUntilNextFetch(now));
+    snprintf(next, sizeof(next), ", next refresh in %lld s", secondsUntilNextFetch());
     logResponse(info, "fetched", ocsp.subject->url, next);
 }
 
@@ -1699,75 +1999,99 @@ static void fetchFinish(ocspFetch *f, ocspError err, const char *detail) {
     OPENSSL_free(staple_der);
 }
 
-/* At start and after a certificate change: staple the response cached by an
- * earlier run at once if it is still valid for this certificate, and let the
- * margin rule, not the restart, decide when to fetch. A small local file,
- * read like the certificate files. */
-static void cacheLoad(void) {
-    sds path = cacheFilePath();
-    if (!path) return;
-    sds der = readSmallFile(path, OCSP_MAX_BODY_BYTES, NULL);
-    if (!der) {
-        serverLog(LL_NOTICE, "OCSP: no cached response to staple from %s (%s)", path, strerror(errno));
-        sdsfree(path);
-        return;
-    }
+/* Staple a response read from the cache file if it is still valid for our
+ * certificate, and let the margin rule, not the restart, decide when to
+ * fetch. */
+static void cacheLoadBytes(const char *path, const unsigned char *der, size_t len) {
     char detail[OCSP_DETAIL_LEN] = "";
     ocspResponseInfo info = {0};
     unsigned char *staple_der = NULL;
-    ocspError err = verifyResponse(ocsp.subject, (unsigned char *)der, sdslen(der), &info, &staple_der, detail,
-                                   sizeof(detail));
+    ocspError err = verifyResponse(ocsp.subject, der, len, &info, &staple_der, detail, sizeof(detail));
     if (err != OCSP_ERR_NONE) {
         serverLog(LL_NOTICE, "OCSP: ignoring the cache file %s: %s (%s)", path, ocsp_error_names[err], detail);
     } else {
-        mstime_t now = mstime();
         publishResponse(&info, staple_der, OCSP_SOURCE_CACHE);
-        ocsp.last_outcome = OCSP_OUTCOME_SUCCEEDED;
-        ocsp.last_attempt_at = now;
-        scheduleFetchAt(nextFetchAfterSuccess(now));
+        recordAttempt(OCSP_OUTCOME_SUCCEEDED);
         char next[64];
-        snprintf(next, sizeof(next), ", next refresh in %lld s", secondsUntilNextFetch(now));
+        snprintf(next, sizeof(next), ", next refresh in %lld s", secondsUntilNextFetch());
         sds origin = sdscatfmt(sdsempty(), "the cache file %s", path);
         logResponse(&info, "stapling", origin, next);
         sdsfree(origin);
     }
     OPENSSL_free(staple_der);
-    sdsfree(der);
+}
+
+static void logNoCacheFile(const char *path, int error) {
+    serverLog(LL_NOTICE, "OCSP: no cached response to staple from %s (%s)", path, fileErrorText(error));
+}
+
+/* At start and after a certificate change: the response cached by an
+ * earlier run. At start, before the event loop runs, it is read at once (a
+ * small regular file, read like the certificate files: the first handshake
+ * gets it); later, in the worker, and cacheFileLoaded() takes it. */
+static void cacheLoad(void) {
+    sds path = cacheFilePath();
+    if (!path) return;
+    if (ocsp.running) {
+        fileReadSubmit(&worker.load_waiting, path, NULL, ocsp.certificate_generation);
+    } else {
+        int error;
+        sds der = readSmallFile(path, OCSP_MAX_BODY_BYTES, NULL, &error);
+        if (der)
+            cacheLoadBytes(path, (unsigned char *)der, sdslen(der));
+        else
+            logNoCacheFile(path, error);
+        sdsfree(der);
+    }
     sdsfree(path);
+}
+
+/* The worker read the cache file: staple it unless the certificate changed,
+ * or a response came meanwhile. */
+static void cacheFileLoaded(ocspFileRead *load) {
+    if (load->generation == ocsp.certificate_generation && ocsp.subject && server.tls_ocsp_config.enabled &&
+        ocsp.cache_state == OCSP_CACHE_EMPTY && !responseFileMode()) {
+        if (load->result == OCSP_FILE_CHANGED)
+            cacheLoadBytes(load->path, (unsigned char *)load->data, sdslen(load->data));
+        else
+            logNoCacheFile(load->path, load->error);
+    }
+    fileReadFree(load);
 }
 
 /* Look at tls-ocsp-response-file about once a second, in the worker. */
 static void maybeCheckResponseFile(void) {
-    mstime_t now = mstime();
+    mstime_t now = monotonicMs();
     if (ocsp.file_check_in_flight || now < ocsp.next_file_check_at) return;
     sds path = absolutePath(server.tls_ocsp_config.response_file);
-    if (path && fileCheckSubmit(path, &ocsp.file_seen)) ocsp.file_check_in_flight = true;
+    if (path && fileReadSubmit(&worker.check_waiting, path, &ocsp.file_seen, 0)) ocsp.file_check_in_flight = true;
     ocsp.next_file_check_at = now + 1000;
     sdsfree(path);
 }
 
 /* The worker looked at the response file. */
-static void responseFileChecked(ocspFileCheck *check) {
+static void responseFileChecked(ocspFileRead *check) {
     ocsp.file_check_in_flight = false;
     sds path = responseFileMode() ? absolutePath(server.tls_ocsp_config.response_file) : NULL;
     bool current = path && ocsp.subject && server.tls_ocsp_config.enabled && !strcmp(path, check->path);
     sdsfree(path);
     if (!current || check->result == OCSP_FILE_UNCHANGED) {
-        fileCheckFree(check);
+        fileReadFree(check);
         return;
     }
     if (check->result == OCSP_FILE_UNREADABLE) {
         memset(&ocsp.file_seen, 0, sizeof(ocsp.file_seen)); /* Read it again once it is back. */
         if (!ocsp.file_unreadable_logged) {
+            /* Counted and logged once until it can be read again. */
             serverLog(LL_WARNING, "OCSP: cannot read tls-ocsp-response-file %s: %s; %s",
-                      server.tls_ocsp_config.response_file,
-                      check->error == EFBIG ? "larger than 64 KiB" : strerror(check->error),
+                      server.tls_ocsp_config.response_file, fileErrorText(check->error),
                       ocsp.cache_state == OCSP_CACHE_STAPLED ? "the cached response stays stapled until it expires"
                                                              : "nothing is stapled");
             ocsp.file_unreadable_logged = true;
+            ocsp.fetches_failed++;
             ocsp.last_error = OCSP_ERR_FILE_UNREADABLE;
         }
-        fileCheckFree(check);
+        fileReadFree(check);
         return;
     }
     ocsp.file_seen = check->stamp;
@@ -1783,7 +2107,7 @@ static void responseFileChecked(ocspFileCheck *check) {
         recordSuccess(&info, staple_der, OCSP_SOURCE_FILE);
     }
     OPENSSL_free(staple_der);
-    fileCheckFree(check);
+    fileReadFree(check);
 }
 
 /* A response from a file cannot refresh itself: say once when it is within
@@ -1827,10 +2151,20 @@ static void forgetSubject(void) {
     ocsp.last_outcome = OCSP_OUTCOME_NONE;
 }
 
-/* Everything but the counters (another certificate, stapling on or off). */
+/* Forget what was read from the response file, so that it is read again. */
+static void forgetResponseFile(void) {
+    memset(&ocsp.file_seen, 0, sizeof(ocsp.file_seen));
+    ocsp.file_unreadable_logged = false;
+    ocsp.next_file_check_at = 0;
+}
+
+/* Everything but the counters (another certificate, stapling on or off),
+ * including what was seen of the response file, so that it is read again. */
 static void forgetAll(void) {
     forgetSubject();
     forgetResponse();
+    forgetResponseFile();
+    ocsp.certificate_generation++;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1865,7 +2199,7 @@ static void ensureSubject(void) {
         ocsp.last_error = OCSP_ERR_NO_RESPONDER;
         return;
     }
-    if (ocsp.last_outcome == OCSP_OUTCOME_NONE) scheduleFetchAt(mstime());
+    if (ocsp.last_outcome == OCSP_OUTCOME_NONE) scheduleFetchAt(monotonicMs());
 }
 
 static void maybeFetchNow(void) {
@@ -1873,12 +2207,21 @@ static void maybeFetchNow(void) {
     if (!server.tls_ocsp_config.enabled || !ocsp.subject) return;
     if (responseFileMode()) return; /* tlsOcspCron looks at the file. */
     if (ocsp.fetch || !ocsp.subject->url) return;
-    if (!ocsp.fetch_scheduled || mstime() < ocsp.next_fetch_at || !server.el) return;
+    if (!ocsp.fetch_scheduled || monotonicMs() < ocsp.next_fetch_at || !server.el) return;
     fetchStart();
+}
+
+/* Once, when the event loop first runs: the temporary files a server killed
+ * while writing its cache file left behind go. */
+static void startRunning(void) {
+    ocsp.running = true;
+    sds path = server.tls_ocsp_config.enabled ? cacheFilePath() : NULL;
+    if (path) workerSubmit((void **)&worker.clean_waiting, path, sdsfreeVoid);
 }
 
 void tlsOcspCron(void) {
     if (server.tls_ocsp_config.verify_peers == TLS_OCSP_VERIFY_PEERS_NO) revokedPeersClear();
+    if (!ocsp.running) startRunning();
     if (!server.tls_ocsp_config.enabled) return;
     if (ocsp.cache_state == OCSP_CACHE_STAPLED && mstime() >= ocsp.cached.expires) {
         char when[32];
@@ -1972,13 +2315,6 @@ int tlsOcspApplyResponder(const char **err) {
     return 1;
 }
 
-/* Forget what was read from the response file, so that it is read again. */
-static void forgetResponseFile(void) {
-    memset(&ocsp.file_seen, 0, sizeof(ocsp.file_seen));
-    ocsp.file_unreadable_logged = false;
-    ocsp.next_file_check_at = 0;
-}
-
 /* CONFIG SET tls-ocsp-response-file or tls-ocsp-proxy: where responses come
  * from changed. The cached response stays (it is about our certificate);
  * the new source is asked at once. */
@@ -2011,12 +2347,13 @@ sds tlsOcspInfo(sds info) {
     const tlsOcspConfig *cfg = &server.tls_ocsp_config;
     mstime_t now = mstime();
     long long expires_in = -1, refresh_in = -1;
+    size_t revoked_remembered = atomic_load(&revoked_peers_count);
     if (ocsp.cache_state != OCSP_CACHE_EMPTY)
         expires_in = ocsp.cached.expires > now ? (ocsp.cached.expires - now) / 1000 : 0;
     if (ocsp.fetch) {
         refresh_in = 0;
     } else if (cfg->enabled && ocsp.fetch_scheduled) {
-        refresh_in = secondsUntilNextFetch(now);
+        refresh_in = secondsUntilNextFetch();
         if (refresh_in < 0) refresh_in = 0;
     }
     const char *responder = ocsp.subject && ocsp.subject->url ? ocsp.subject->url : "";
@@ -2043,7 +2380,8 @@ sds tlsOcspInfo(sds info) {
                         "tls_ocsp_cache_write_failures:%lld\r\n"
                         "tls_ocsp_peer_checks_ok:%lld\r\n"
                         "tls_ocsp_peer_checks_failed:%lld\r\n"
-                        "tls_ocsp_peer_last_failure:%s\r\n",
+                        "tls_ocsp_peer_last_failure:%s\r\n"
+                        "tls_ocsp_peers_revoked_remembered:%zu\r\n",
                         cfg->enabled ? "enabled" : "disabled", stapleStatusName(), responder,
                         ocsp.cached.this_update / 1000, ocsp.cached.next_update / 1000, expires_in, refresh_in,
                         ocsp.last_success_at / 1000, ocsp.fetches_ok, ocsp.fetches_failed, ocsp.consecutive_failures,
@@ -2052,7 +2390,8 @@ sds tlsOcspInfo(sds info) {
                         ocsp_source_names[ocsp.cache_state == OCSP_CACHE_STAPLED ? ocsp.source : OCSP_SOURCE_NONE],
                         atomic_load_explicit(&cache_write_failures, memory_order_relaxed),
                         atomic_load_explicit(&peer_checks_ok, memory_order_relaxed),
-                        atomic_load_explicit(&peer_checks_failed, memory_order_relaxed), last_failure);
+                        atomic_load_explicit(&peer_checks_failed, memory_order_relaxed), last_failure,
+                        revoked_remembered);
 }
 
 /* OCSP REFRESH: fetch now (or read the response file again), unless a fetch
@@ -2075,7 +2414,7 @@ static void ocspRefreshCommand(client *c) {
                          "not set");
         return;
     } else if (!ocsp.fetch) {
-        scheduleFetchAt(mstime());
+        scheduleFetchAt(monotonicMs());
     }
     maybeFetchNow();
     addReply(c, shared.ok);
@@ -2159,46 +2498,6 @@ void ocspCommand(client *c) {
     } else {
         addReplySubcommandSyntaxError(c);
     }
-}
-
-/* tls-ocsp-proxy: http://host:port, optionally http://user:password@host:port
- * for Basic authentication. The password is never shown: CONFIG GET gets it
- * as ***, CONFIG REWRITE writes it. */
-int tlsOcspSetProxy(struct standardConfig *config, sds *argv, int argc, const char **err) {
-    UNUSED(config);
-    if (argc != 1) {
-        *err = "wrong number of arguments";
-        return 0;
-    }
-    char **proxy = &server.tls_ocsp_config.proxy;
-    const char *value = argv[0][0] ? argv[0] : NULL;
-    if (value) {
-        ocspUrl url = {0};
-        if (!ocspUrlParse(value, &url, 1, err)) return 0;
-        int has_path = strcmp(url.path, "/") != 0;
-        ocspUrlClear(&url);
-        if (has_path) {
-            *err = "the proxy URL must be http://[user:password@]host:port, without a path";
-            return 0;
-        }
-    }
-    if ((!value && !*proxy) || (value && *proxy && !strcmp(value, *proxy))) return 2;
-    zfree(*proxy);
-    *proxy = value ? zstrdup(value) : NULL;
-    return 1;
-}
-
-sds tlsOcspGetProxy(struct standardConfig *config) {
-    UNUSED(config);
-    const char *proxy = server.tls_ocsp_config.proxy;
-    if (!proxy) return sdsempty();
-    /* http://user:password@host:port -> http://user:***@host:port */
-    const char *authority = proxy + 7, *at = NULL;
-    for (const char *p = authority; *p && !strchr("/?#", *p); p++)
-        if (*p == '@') at = p;
-    const char *colon = at ? memchr(authority, ':', at - authority) : NULL;
-    if (!colon) return sdsnew(proxy);
-    return sdscatfmt(sdsnewlen(proxy, colon + 1 - proxy), "***%s", at);
 }
 
 void tlsOcspRewriteProxy(struct standardConfig *config, const char *name, struct rewriteConfigState *state) {

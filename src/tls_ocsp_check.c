@@ -222,23 +222,25 @@ static void verifiedStapleAdd(const unsigned char *key,
     pthread_mutex_unlock(&verified_staples_lock);
 }
 
-/* The issuer of the peer's leaf: from the chain OpenSSL verified, else the
- * chain the peer sent. Returns a new reference, or NULL. */
+/* The issuer of the peer's leaf, from the chain OpenSSL verified only: a
+ * certificate the peer merely sent is no trust anchor for its staple.
+ * Returns a new reference, or NULL. */
 static X509 *peerIssuer(SSL *ssl, X509 *leaf) {
     STACK_OF(X509) *verified = SSL_get0_verified_chain(ssl);
-    if (sk_X509_num(verified) >= 2 && X509_check_issued(sk_X509_value(verified, 1), leaf) == X509_V_OK) {
-        X509_up_ref(sk_X509_value(verified, 1));
-        return sk_X509_value(verified, 1);
-    }
-    STACK_OF(X509) *sent = SSL_get_peer_cert_chain(ssl);
-    for (int i = 0; i < sk_X509_num(sent); i++) {
-        X509 *candidate = sk_X509_value(sent, i);
-        if (candidate != leaf && X509_check_issued(candidate, leaf) == X509_V_OK) {
-            X509_up_ref(candidate);
-            return candidate;
-        }
-    }
-    return NULL;
+    if (sk_X509_num(verified) < 2 || X509_check_issued(sk_X509_value(verified, 1), leaf) != X509_V_OK) return NULL;
+    X509_up_ref(sk_X509_value(verified, 1));
+    return sk_X509_value(verified, 1);
+}
+
+X509 *ocspPeerCertificate(SSL *ssl) {
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    return SSL_get0_peer_certificate(ssl);
+#else
+    /* The connection keeps its own reference: drop the one we are given. */
+    X509 *cert = SSL_get_peer_certificate(ssl);
+    X509_free(cert);
+    return cert;
+#endif
 }
 
 /* Signature and status of the staple the peer sent, from the cache of
@@ -296,10 +298,11 @@ ocspError ocspCheckPeerStaple(SSL *ssl, int policy, ocspResponseInfo *info, char
         snprintf(detail, detail_len, "the peer stapled no OCSP response");
         return OCSP_ERR_NO_STAPLE;
     }
-    X509 *leaf = SSL_get0_peer_certificate(ssl);
+    info->bytes = (size_t)der_len;
+    X509 *leaf = ocspPeerCertificate(ssl);
     X509 *issuer = leaf ? peerIssuer(ssl, leaf) : NULL;
     if (!issuer) {
-        snprintf(detail, detail_len, "the issuer of the peer certificate is unknown");
+        snprintf(detail, detail_len, "the issuer of the peer certificate is not in its verified chain");
         return OCSP_ERR_NO_ISSUER;
     }
     ocspError err = checkPeerStapleSignature(ssl, der, der_len, leaf, issuer, info, detail, detail_len);

@@ -81,7 +81,10 @@ ocspError ocspCheckBasicResponse(OCSP_BASICRESP *basic,
                                  ocspResponseInfo *info,
                                  char *detail,
                                  size_t detail_len);
+/* info->bytes is the staple's size: 0 when the peer stapled nothing. */
 ocspError ocspCheckPeerStaple(SSL *ssl, int policy, ocspResponseInfo *info, char *detail, size_t detail_len);
+/* The peer's certificate, borrowed from the connection (OpenSSL 1.1.1 and 3). */
+X509 *ocspPeerCertificate(SSL *ssl);
 
 #endif
 

@@ -81,7 +81,7 @@ pids="$pids $!"
 
 UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1" ASAN_OPTIONS="detect_leaks=1" \
     "$tree/src/valkey-server" --port "$port" --tls-port "$tls_port" --bind 127.0.0.1 --dir "$work" \
-    --save "" --appendonly no --logfile "$work/server.log" \
+    --save "" --appendonly no --logfile "$work/server.log" --enable-protected-configs local \
     --tls-cert-file "$pki/server-chain.pem" --tls-key-file "$pki/server.key" \
     --tls-ca-cert-file "$pki/ca-bundle.crt" --tls-ocsp-stapling yes --tls-ocsp-response-timeout 2 \
     --tls-ocsp-retry-delay 3600 > "$work/server.stderr" 2>&1 &

@@ -14,6 +14,12 @@ proc ocsp_peers_read {path} {
     return $data
 }
 
+proc ocsp_peers_write {path data} {
+    set fd [open $path wb]
+    puts -nonewline $fd $data
+    close $fd
+}
+
 proc ocsp_peers_port_open {port} {
     if {[catch {close [socket 127.0.0.1 $port]}]} { return 0 }
     return 1
@@ -194,4 +200,86 @@ proc ocsp_peers_node_state {i id} {
 proc ocsp_peers_node_failed {i id} {
     set flags [split [lindex [ocsp_peers_node_state $i $id] 0] ,]
     expr {"fail" in $flags || "fail?" in $flags}
+}
+
+# ---------------------------------------------------------------------------
+# Remembered revocations.
+
+# valkey-cli PING to 127.0.0.1:PORT presenting certificate NAME (NAME.crt,
+# NAME.key of the PKI): "PONG", or "refused: <what valkey-cli printed>".
+proc ocsp_peers_ping_as {name port} {
+    set rc [catch {exec timeout 10 src/valkey-cli -h 127.0.0.1 -p $port --tls \
+        --cacert [ocsp_file ca.crt] --cert [ocsp_file $name.crt] --key [ocsp_file $name.key] \
+        ping 2>@1} out]
+    set out [string trim $out]
+    if {!$rc && $out eq "PONG"} { return PONG }
+    return "refused: $out"
+}
+
+# Issue certificates NAMES (EC keys: quick to make) from the PKI's CA, with
+# the responder's AIA URL, and add them to the responder's index as revoked
+# (keyCompromise, a minute ago). Also NAME-chain.pem.
+proc ocsp_peers_issue_revoked {names} {
+    set dir [file dirname [ocsp_file ca.crt]]
+    if {![info exists ::ocsp_peers_revoked_serial]} { set ::ocsp_peers_revoked_serial 12288 }
+    set revoked [clock format [expr {[clock seconds] - 60}] -format %y%m%d%H%M%SZ -gmt 1],keyCompromise
+    set lines {}
+    foreach name $names {
+        incr ::ocsp_peers_revoked_serial
+        exec openssl ecparam -name prime256v1 -genkey -noout -out $dir/$name.key 2>@1
+        exec openssl req -new -key $dir/$name.key -subj "/O=Valkey OCSP Test/CN=Peer $name" -out $dir/$name.csr 2>@1
+        exec openssl x509 -req -in $dir/$name.csr -CA $dir/ca.crt -CAkey $dir/ca.key \
+            -set_serial $::ocsp_peers_revoked_serial -days 30 -sha256 -extfile $dir/ext.cnf \
+            -extensions server_aia -out $dir/$name.crt 2>/dev/null
+        file delete $dir/$name.csr
+        ocsp_peers_write $dir/$name-chain.pem "[ocsp_peers_read $dir/$name.crt][ocsp_peers_read $dir/ca.crt]"
+        set serial [lindex [split [exec openssl x509 -in $dir/$name.crt -noout -serial] =] 1]
+        set enddate [lindex [split [exec openssl x509 -in $dir/$name.crt -noout -enddate] =] 1]
+        set expiry [exec date -u -d $enddate +%y%m%d%H%M%SZ]
+        lappend lines [join [list R $expiry $revoked $serial unknown "/O=Valkey OCSP Test/CN=Peer $name"] "\t"]
+    }
+    set fd [open $dir/index.txt a]
+    puts $fd [join $lines "\n"]
+    close $fd
+}
+
+# A response for certificate NAME saying "unknown" (the responder answers
+# from an index without NAME), written to FILE. The index is restored.
+proc ocsp_peers_unknown_response {name file} {
+    set index [ocsp_file index.txt]
+    set saved [ocsp_peers_read $index]
+    set serial [string trim [lindex [split [exec openssl x509 -in [ocsp_file $name.crt] -noout -serial] =] 1]]
+    set kept {}
+    foreach line [split [string trimright $saved "\n"] "\n"] {
+        if {[lindex [split $line "\t"] 3] ne $serial} { lappend kept $line }
+    }
+    try {
+        ocsp_peers_write $index "[join $kept "\n"]\n"
+        ocsp_make_response $name $file
+    } finally {
+        ocsp_peers_write $index $saved
+    }
+    return $file
+}
+
+# Wait until server LEVEL has refused its outgoing connection to
+# 127.0.0.1:PORT again, for REASON, after FAILED refusals; then watch it for
+# at least 2 more refusals (it keeps retrying) with its primary link down at
+# every sample.
+proc ocsp_peers_wait_stays_refused {level reason port failed} {
+    wait_for_condition 100 100 {
+        [ocsp_info peer_checks_failed $level] > $failed &&
+        [ocsp_info peer_last_failure $level] eq "$reason 127.0.0.1:$port"
+    } else {
+        fail "no refusal '$reason 127.0.0.1:$port' (master_link_status [ocsp_peers_link $level], checks ok [ocsp_info peer_checks_ok $level], failed [ocsp_info peer_checks_failed $level], last failure '[ocsp_info peer_last_failure $level]')"
+    }
+    set failed [ocsp_info peer_checks_failed $level]
+    set deadline [expr {[clock milliseconds] + 10000}]
+    while {[ocsp_info peer_checks_failed $level] < $failed + 2 && [clock milliseconds] < $deadline} {
+        assert_equal down [ocsp_peers_link $level] "master_link_status (last failure '[ocsp_info peer_last_failure $level]')"
+        after 100
+    }
+    assert_morethan_equal [ocsp_info peer_checks_failed $level] [expr {$failed + 2}] "refusals while retrying"
+    assert_equal down [ocsp_peers_link $level]
+    assert_equal "$reason 127.0.0.1:$port" [ocsp_info peer_last_failure $level]
 }

@@ -233,3 +233,112 @@ proc ocsps_log_count {pattern} {
 proc ocsps_variants {} {
     return [list {} {} { (io-threads)} {io-threads 2 io-threads-always-active yes}]
 }
+
+# ---------------------------------------------------------------------------
+# Proxy credentials as the proxy received them.
+
+# The decoded Basic credentials ("user:password") of a logged proxy request,
+# or why there are none.
+proc ocsps_proxy_credentials {request} {
+    set auth [ocsps_header $request Proxy-Authorization]
+    if {![regexp {^Basic (\S+)$} $auth -> encoded]} { return "(no Basic credentials: '$auth')" }
+    if {[catch {binary decode base64 -strict $encoded} decoded]} { return "(not base64: $encoded)" }
+    return $decoded
+}
+
+# OCSP REFRESH, then the decoded credentials of the first request the proxy
+# received after its first SINCE requests (default: the requests so far).
+proc ocsps_refresh_credentials {proxy {since {}}} {
+    if {$since eq {}} { set since [llength [ocsps_proxy_requests $proxy]] }
+    assert_equal OK [r ocsp refresh]
+    wait_for_condition 50 100 {[llength [ocsps_proxy_requests $proxy]] > $since} else {
+        fail "no request reached the proxy after OCSP REFRESH (last_error [ocsp_info last_error])"
+    }
+    return [ocsps_proxy_credentials [lindex [ocsps_proxy_requests $proxy] $since]]
+}
+
+# ---------------------------------------------------------------------------
+# FIFOs where files are expected. A reader blocked in open(2) of a FIFO
+# waits for a writer; the tests keep a hard link to each FIFO so that they
+# can always release such a reader, even after the name was replaced.
+
+# Make a FIFO at PATH; returns the name of the hard link kept to it.
+proc ocsps_mkfifo {path} {
+    exec mkfifo $path
+    set keep $path.fifo-keep
+    file delete $keep
+    exec ln $path $keep
+    return $keep
+}
+
+# Remove the FIFO at PATH (if PATH still is one), then let any reader blocked
+# in open(2) on it go: open the kept link for writing without blocking (no
+# reader: ENXIO, nothing to do) and close it, so the reader reads EOF.
+proc ocsps_fifo_release {path keep} {
+    if {![catch {file type $path} type] && $type eq "fifo"} { file delete $path }
+    catch {close [open $keep {WRONLY NONBLOCK}]}
+    file delete $keep
+}
+
+# Send a command on the plain (non-TLS) PORT and wait at most MS for the
+# first line of the reply: "+OK", "-ERR ...", or why there is none. Never
+# blocks longer, whatever the server does.
+proc ocsps_command_within {port ms args} {
+    if {[catch {socket 127.0.0.1 $port} fd]} { return "cannot connect: $fd" }
+    fconfigure $fd -translation binary -blocking 0
+    set cmd "*[llength $args]\r\n"
+    foreach arg $args { append cmd "\$[string length $arg]\r\n$arg\r\n" }
+    puts -nonewline $fd $cmd
+    flush $fd
+    set deadline [expr {[clock milliseconds] + $ms}]
+    while {[clock milliseconds] < $deadline} {
+        if {[gets $fd line] >= 0} {
+            close $fd
+            return [string trimright $line "\r"]
+        }
+        if {[eof $fd]} {
+            close $fd
+            return "connection closed"
+        }
+        after 10
+    }
+    catch {close $fd}
+    return "no reply within $ms ms"
+}
+
+# Whether a line of FILE matches one of the glob PATTERNS.
+proc ocsps_file_has_line {file patterns} {
+    if {![file exists $file]} { return 0 }
+    foreach line [split [ocsps_read $file] "\n"] {
+        foreach pattern $patterns {
+            if {[string match $pattern $line]} { return 1 }
+        }
+    }
+    return 0
+}
+
+# ---------------------------------------------------------------------------
+# A server started by hand, for what start_server cannot do (it waits up to
+# two minutes for a server that never gets ready). DIR gets valkey.conf,
+# stdout and stderr; CONFIG is a list of directives added to a plain port,
+# a TLS port, 127.0.0.1 and DIR. Returns a dict (pid port tls_port dir
+# stdout stderr client) for ocsps_hand_stop; the server is registered with
+# the test server like any other. Does not wait for it.
+proc ocsps_hand_start {dir config} {
+    set port [find_available_port $::baseport $::portcount]
+    set tls_port [find_available_port $::baseport $::portcount]
+    set fd [open $dir/valkey.conf w]
+    foreach {k v} [concat [list port $port tls-port $tls_port bind 127.0.0.1 dir $dir save {""}] $config] {
+        puts $fd "$k $v"
+    }
+    close $fd
+    set pid [spawn_server [file normalize src/valkey-server] $dir/valkey.conf $dir/stdout $dir/stderr {}]
+    return [dict create pid $pid port $port tls_port $tls_port dir $dir \
+        stdout $dir/stdout stderr $dir/stderr client {}]
+}
+
+proc ocsps_hand_stop {h} {
+    if {[dict get $h client] ne {}} { catch {[dict get $h client] close} }
+    kill_server [dict create pid [dict get $h pid] stdout [dict get $h stdout] \
+        stderr [dict get $h stderr] skipleaks 1]
+}

@@ -454,7 +454,7 @@ proc ocsp_hermetic_start {responder {extra {}}} {
         tls-cert-file [ocsp_file server-chain.pem] tls-key-file [ocsp_file server.key] \
         tls-ca-cert-file [ocsp_file ca-bundle.crt] \
         tls-ocsp-stapling yes tls-ocsp-retry-delay 1 tls-ocsp-response-timeout 2 \
-        tls-ocsp-responder $responder {*}$extra]
+        enable-protected-configs yes tls-ocsp-responder $responder {*}$extra]
     set fd [open $dir/valkey.conf w]
     foreach {k v} $conf { puts $fd "$k $v" }
     close $fd
@@ -508,4 +508,48 @@ proc ocsp_dns_queries {h name} {
 
 proc ocsp_proc_count {pid what} {
     llength [glob -nocomplain -directory /proc/$pid/$what *]
+}
+
+# ---------------------------------------------------------------------------
+# Schedule and tools.
+
+# thisUpdate and nextUpdate (Unix times) of the DER response in FILE, as
+# `openssl ocsp -resp_text` prints them.
+proc ocsp_der_times {file} {
+    catch {exec openssl ocsp -respin $file -resp_text -noverify 2>@1} out
+    set times {}
+    foreach field {{This Update} {Next Update}} {
+        if {![regexp "$field: (\[^\n\]+)" $out -> when]} {
+            error "no $field in the response $file: $out"
+        }
+        regsub -all {\s+} [string trim $when] " " when
+        lappend times [clock scan $when -format {%b %d %H:%M:%S %Y GMT} -gmt 1]
+    }
+    return $times
+}
+
+# Run SCRIPT in the caller's frame with COUNT more servers started by nested
+# start_server calls, each with the start_server OPTIONS: inside SCRIPT they
+# are levels 0, -1, ... -(COUNT - 1). Every one of them is stopped when
+# SCRIPT returns or fails.
+proc ocsp_with_servers {count options script {level {}}} {
+    if {$level eq {}} { set level #[expr {[info level] - 1}] }
+    if {$count == 0} { return [uplevel $level $script] }
+    start_server $options {
+        ocsp_with_servers [expr {$count - 1}] $options $script $level
+    }
+}
+
+# valkey-benchmark --tls -n 10 -c 1 -t ping against PORT, trusting the CA
+# file CACERT and presenting the OCSP PKI's client certificate, with EXTRA
+# options, bounded by `timeout 20`: {exit_status elapsed_ms output}.
+proc ocsp_benchmark {port cacert args} {
+    set start [clock milliseconds]
+    set status 0
+    if {[catch {exec timeout 20 src/valkey-benchmark -h 127.0.0.1 -p $port --tls --cacert $cacert \
+        --cert [ocsp_file client.crt] --key [ocsp_file client.key] -n 10 -c 1 -t ping -q {*}$args 2>@1} out]} {
+        set status [expr {[lindex $::errorCode 0] eq "CHILDSTATUS" ? [lindex $::errorCode 2] : -1}]
+        regsub {\n?child process exited abnormally$} $out {} out
+    }
+    return [list $status [expr {[clock milliseconds] - $start}] $out]
 }

@@ -494,6 +494,172 @@ tags {tls ocsp repl} {
         }
     }
 
+    # Sticky revocation: a certificate whose own staple said revoked (seen
+    # when connecting to its server) is refused both ways, also once its
+    # server stops stapling or staples "unknown", until a valid staple for it
+    # says good. While refused because remembered, the reason reads
+    # "revoked (remembered)". The replica presents the PKI's client
+    # certificate; clients presenting server2's certificate reach it with
+    # valkey-cli.
+    foreach policy {optional yes} {
+        test "OCSP peers: under $policy, a revoked primary stays refused when it stops stapling, in both directions, until a good staple lets it back" {
+            ocsp_reset
+            set unknown [ocsp_peers_unknown_response server2 [ocsp_file peers-server2-unknown.der]]
+            start_server [list tags {external:skip} overrides [ocsp_server_config server2]] {
+            start_server [ocsp_peers_options server3 $policy client {tls-auth-clients yes}] {
+                set primary [srv -1 client]
+                set primary_port [srv -1 port]
+                set replica_port [srv 0 port]
+                ocsp_wait_status good -1
+                ocsp_wait_status good 0
+                assert_equal 0 [ocsp_info peers_revoked_remembered] "tls_ocsp_peers_revoked_remembered"
+                ocsp_peers_replicate 0 -1
+                assert_equal PONG [ocsp_peers_ping_as server2 $replica_port]
+                try {
+                    # The primary staples revoked: refused, and remembered.
+                    ocsp_peers_revoke -1 server2
+                    set failed [ocsp_info peer_checks_failed]
+                    $primary client kill type replica
+                    ocsp_peers_wait_refused 0 revoked $primary_port $failed
+                    ocsp_peers_wait_log 0 revoked $primary_port
+                    assert_equal down [ocsp_peers_link 0]
+                    assert_equal 1 [ocsp_info peers_revoked_remembered] "tls_ocsp_peers_revoked_remembered"
+
+                    # It stops stapling: still refused, as remembered, on
+                    # every retry; logged once.
+                    $primary config set tls-ocsp-stapling no
+                    assert_equal disabled [ocsp_info status -1]
+                    set failed [ocsp_info peer_checks_failed]
+                    set loglines [count_log_lines 0]
+                    $primary client kill type replica
+                    ocsp_peers_wait_stays_refused 0 "revoked (remembered)" $primary_port $failed
+                    ocsp_peers_wait_log 0 "revoked (remembered)" $primary_port
+                    verify_log_message 0 "*OCSP: refusing the TLS connection to 127.0.0.1:$primary_port: revoked (remembered) (*" $loglines
+                    assert_equal 1 [count_log_message 0 "refusing the TLS connection to 127.0.0.1:$primary_port: revoked (remembered)"]
+                    assert_equal 1 [ocsp_info peers_revoked_remembered] "tls_ocsp_peers_revoked_remembered"
+
+                    # Its certificate is refused on the way in too.
+                    r replicaof no one
+                    set failed [ocsp_info peer_checks_failed]
+                    assert_match "refused: *" [ocsp_peers_ping_as server2 $replica_port]
+                    wait_for_condition 50 100 {
+                        [ocsp_info peer_checks_failed] > $failed &&
+                        [string match "revoked (remembered) 127.0.0.1:* (incoming)" [ocsp_info peer_last_failure]]
+                    } else {
+                        fail "no incoming refusal as remembered (last failure '[ocsp_info peer_last_failure]')"
+                    }
+                    wait_for_log_messages 0 [list "*OCSP: refusing the TLS connection from 127.0.0.1:*: revoked (remembered) (*"] 0 100 100
+                    # Other clients are not.
+                    assert_equal PONG [ocsp_peers_ping_as client $replica_port]
+
+                    # A server presenting the certificate with a staple whose
+                    # status is unknown: refused, still remembered.
+                    set s [ocsp_peers_s_server_start $unknown server2]
+                    set fake_port [lindex $s 1]
+                    try {
+                        set failed [ocsp_info peer_checks_failed]
+                        set ok [ocsp_info peer_checks_ok]
+                        r replicaof 127.0.0.1 $fake_port
+                        if {$policy eq "optional"} {
+                            ocsp_peers_wait_refused 0 "revoked (remembered)" $fake_port $failed
+                        } else {
+                            # Refused either way; which reason is named is not specified.
+                            wait_for_condition 100 100 {
+                                [ocsp_info peer_checks_failed] > $failed &&
+                                [ocsp_info peer_last_failure] in [list "revoked (remembered) 127.0.0.1:$fake_port" "unknown 127.0.0.1:$fake_port"]
+                            } else {
+                                fail "the unknown staple was not refused (last failure '[ocsp_info peer_last_failure]')"
+                            }
+                        }
+                        assert_equal $ok [ocsp_info peer_checks_ok]
+                        r replicaof no one
+                    } finally {
+                        ocsp_peers_s_server_stop $s
+                    }
+                    assert_equal 1 [ocsp_info peers_revoked_remembered] "tls_ocsp_peers_revoked_remembered"
+                    assert_match "refused: *" [ocsp_peers_ping_as server2 $replica_port]
+                } finally {
+                    ocsp_set_cert_state server2 V
+                }
+
+                # The CA lifts the revocation and the primary staples good
+                # again: linked, and its certificate let in again.
+                $primary config set tls-ocsp-stapling yes
+                assert_equal OK [$primary ocsp refresh]
+                ocsp_wait_status good -1
+                ocsp_peers_replicate 0 -1
+                assert_equal 0 [ocsp_info peers_revoked_remembered] "tls_ocsp_peers_revoked_remembered"
+                assert_equal PONG [ocsp_peers_ping_as server2 $replica_port]
+                $primary set probe back
+                wait_for_condition 50 100 {[r get probe] eq "back"} else {
+                    fail "the write did not replicate"
+                }
+                r replicaof no one
+            }
+            }
+        }
+    }
+
+    # The remembered revocations are not a ring: after 70 more revoked peers
+    # (fake primaries, one certificate each) the first is still refused.
+    # tls-ocsp-verify-peers no forgets them all.
+    test "OCSP peers: 70 more revoked peers do not evict the first remembered one" {
+        ocsp_reset
+        set names {}
+        for {set i 0} {$i <= 70} {incr i} { lappend names peers-revoked-$i }
+        if {![file exists [ocsp_file [lindex $names end].crt]]} {
+            ocsp_peers_issue_revoked $names
+        }
+        set staples {}
+        foreach name $names {
+            lappend staples [ocsp_make_response $name [ocsp_file $name.der]]
+        }
+        start_server [concat [list tags {external:skip}] [ocsp_peers_options server3 optional client {tls-auth-clients yes}]] {
+            set replica_port [srv 0 port]
+            ocsp_wait_status good 0
+            set first [lindex $names 0]
+            assert_equal PONG [ocsp_peers_ping_as $first $replica_port]
+            set n 0
+            foreach name $names staple $staples {
+                set failed [ocsp_info peer_checks_failed]
+                set s [ocsp_peers_s_server_start $staple $name]
+                set port [lindex $s 1]
+                try {
+                    r replicaof 127.0.0.1 $port
+                    wait_for_condition 200 50 {
+                        [ocsp_info peer_checks_failed] > $failed &&
+                        [ocsp_info peer_last_failure] eq "revoked 127.0.0.1:$port"
+                    } else {
+                        fail "$name was not refused as revoked (last failure '[ocsp_info peer_last_failure]')"
+                    }
+                    r replicaof no one
+                } finally {
+                    ocsp_peers_s_server_stop $s
+                }
+                incr n
+            }
+            assert_equal 71 $n
+            assert_equal 0 [ocsp_info peer_checks_ok]
+            # The first is still refused on the way in.
+            assert_match "refused: *" [ocsp_peers_ping_as $first $replica_port] "the first revoked certificate after 70 more"
+            wait_for_condition 50 100 {
+                [string match "revoked (remembered) 127.0.0.1:* (incoming)" [ocsp_info peer_last_failure]]
+            } else {
+                fail "no incoming refusal as remembered (last failure '[ocsp_info peer_last_failure]')"
+            }
+            assert_match "refused: *" [ocsp_peers_ping_as [lindex $names end] $replica_port]
+            assert_equal 71 [ocsp_info peers_revoked_remembered] "tls_ocsp_peers_revoked_remembered"
+            # tls-ocsp-verify-peers no forgets them.
+            r config set tls-ocsp-verify-peers no
+            wait_for_condition 50 100 {[ocsp_info peers_revoked_remembered] eq 0} else {
+                fail "[ocsp_info peers_revoked_remembered] still remembered after tls-ocsp-verify-peers no"
+            }
+            assert_equal PONG [ocsp_peers_ping_as $first $replica_port]
+            r config set tls-ocsp-verify-peers optional
+            assert_equal PONG [ocsp_peers_ping_as $first $replica_port]
+        }
+    }
+
     ocsp_responder_stop
 }
 }

@@ -5,12 +5,16 @@
 # expiring; fetches through an HTTP proxy (tls-ocsp-proxy) with and without
 # credentials; GET and the fallback to POST; OCSP REFRESH; short-lived
 # responses; responses issued slightly in the future; no nonce in requests.
+# Also: the proxy password across refused CONFIG SETs, CONFIG REWRITE and the
+# redacted value CONFIG GET shows; FIFOs given as the response or cache file
+# (refused, never blocking); resets that read the response file again;
+# URL checks; leftover temporary cache files; protected configs.
 #
 # Every case asserts what clients receive (openssl s_client -status) as well
 # as INFO tls and the log. Needs only the harness, tclsh, the openssl CLI and
-# coreutils (ln, mv -T). Everything listens on 127.0.0.1; the proxy tests use
-# a responder name under .invalid that only the proxy (which never resolves
-# names) can reach. Every test that changes configuration, responder
+# coreutils (ln, mv -T, mkfifo). Everything listens on 127.0.0.1; the proxy
+# tests use a responder name under .invalid that only the proxy (which never
+# resolves names) can reach. Every test that changes configuration, responder
 # behaviour, files or certificate state runs its own server.
 
 source tests/support/ocsp.tcl
@@ -228,6 +232,22 @@ tags {tls ocsp} {
                 fail "no cache file at the new path"
             }
             assert_equal good [ocsps_der_status [ocsps_read $dir/renamed.der] server]
+        }
+    }
+
+    test {OCSP: tls-ocsp-responder and tls-ocsp-proxy are protected configs too} {
+        ocsp_reset
+        # Set in the configuration file they work; CONFIG SET refuses them.
+        set overrides [list enable-protected-configs no tls-ocsp-responder $::ocsp_url]
+        start_server [list tags {external:skip} overrides [ocsp_server_config server $overrides]] {
+            ocsp_wait_status good
+            assert_equal $::ocsp_url [ocsp_info responder]
+            assert_error "*protected*" {r config set tls-ocsp-responder http://127.0.0.1:1/}
+            assert_error "*protected*" {r config set tls-ocsp-proxy http://127.0.0.1:1}
+            assert_equal "tls-ocsp-responder $::ocsp_url" [r config get tls-ocsp-responder]
+            assert_equal {tls-ocsp-proxy {}} [r config get tls-ocsp-proxy]
+            assert_equal $::ocsp_url [ocsp_info responder]
+            assert_equal good [ocsp_client_cert_status [srv 0 port]]
         }
     }
 
@@ -717,12 +737,13 @@ tags {tls ocsp} {
         ocsp_reset
         ocsp_mode {openssl -nmin 1}
         try {
-            start_server [list overrides [ocsp_server_config server {tls-ocsp-refresh-margin 90%}]] {
+            # The margin puts the refresh 6 to 33 s after thisUpdate (a random
+            # point of its first half); the 8 s interval bound keeps this test short.
+            start_server [list overrides [ocsp_server_config server {tls-ocsp-refresh-margin 90% tls-ocsp-max-refresh-interval 8}]] {
                 set port [srv 0 port]
                 ocsp_wait_status good
                 assert_equal 60 [expr {[ocsp_info next_update] - [ocsp_info this_update]}]
-                # Refresh at thisUpdate + 6 s.
-                assert_range [ocsp_info next_refresh_in_seconds] 4 7
+                assert_range [ocsp_info next_refresh_in_seconds] 5 8
                 set deadline [expr {[clock seconds] + 25}]
                 set checks 0
                 while {[ocsp_info fetches_ok] < 3} {
@@ -738,8 +759,8 @@ tags {tls ocsp} {
                 assert_morethan $checks 5
                 assert_equal 0 [ocsp_info fetches_failed]
                 assert_equal good [ocsp_client_cert_status $port]
-                # Each refresh was scheduled by the margin, not retried.
-                assert_range [ocsp_info next_refresh_in_seconds] 4 7
+                # Each refresh was scheduled, not retried.
+                assert_range [ocsp_info next_refresh_in_seconds] 5 8
             }
         } finally {
             ocsp_mode openssl
@@ -784,6 +805,362 @@ tags {tls ocsp} {
             }
         } finally {
             ocsp_mode openssl
+        }
+    }
+
+    # ---------------------------------------------------------------------
+    # The proxy password survives whatever CONFIG SET does with the value
+    # CONFIG GET shows (http://user:***@host:port). The responder is
+    # $via_url, reachable only through the proxy, and the proxy demands
+    # alice:Tr0ub4dor: each fetch shows which password is in force.
+
+    test {OCSP: a refused CONFIG SET tls-ocsp-proxy keeps the password in force, in CONFIG REWRITE and after a restart} {
+        ocsp_reset
+        set proxy [ocsps_proxy_start alice:Tr0ub4dor]
+        set pport [dict get $proxy port]
+        set overrides [list tls-ocsp-responder $via_url tls-ocsp-proxy http://alice:Tr0ub4dor@127.0.0.1:$pport]
+        set shown "tls-ocsp-proxy http://alice:***@127.0.0.1:$pport"
+        try {
+            start_server [list tags {external:skip} overrides [ocsp_server_config server $overrides]] {
+                ocsp_wait_status good
+                assert_equal alice:Tr0ub4dor [ocsps_proxy_credentials [lindex [ocsps_proxy_requests $proxy] end]]
+
+                # Refused: a proxy URL has no path.
+                assert_error "*tls-ocsp-proxy*" {r config set tls-ocsp-proxy http://alice:Other@127.0.0.1:$pport/x}
+                assert_equal $shown [r config get tls-ocsp-proxy]
+                set ok [ocsp_info fetches_ok]
+                assert_equal alice:Tr0ub4dor [ocsps_refresh_credentials $proxy]
+                wait_for_condition 50 100 {[ocsp_info fetches_ok] > $ok} else {
+                    fail "the fetch through the proxy failed (last_error [ocsp_info last_error])"
+                }
+
+                # CONFIG REWRITE writes the real password, and a restart uses it.
+                r config rewrite
+                set conf [ocsps_read [srv 0 config_file]]
+                assert_match "*tls-ocsp-proxy \"http://alice:Tr0ub4dor@127.0.0.1:$pport\"*" $conf
+                assert_no_match {*alice:\*\*\*@*} $conf
+                restart_server 0 true false
+                assert_equal $shown [r config get tls-ocsp-proxy]
+                assert_equal alice:Tr0ub4dor [ocsps_refresh_credentials $proxy]
+                wait_for_condition 50 100 {[ocsp_info fetches_ok] >= 1} else {
+                    fail "no fetch through the proxy after the restart (last_error [ocsp_info last_error])"
+                }
+                assert_equal responder [ocsp_info source]
+                assert_equal good [ocsp_client_cert_status [srv 0 port]]
+            }
+        } finally {
+            ocsps_proxy_stop $proxy
+        }
+    }
+
+    test {OCSP: a refused multi-parameter CONFIG SET keeps the proxy password in force} {
+        ocsp_reset
+        set proxy [ocsps_proxy_start alice:Tr0ub4dor]
+        set pport [dict get $proxy port]
+        set overrides [list tls-ocsp-responder $via_url tls-ocsp-proxy http://alice:Tr0ub4dor@127.0.0.1:$pport]
+        try {
+            start_server [list tags {external:skip} overrides [ocsp_server_config server $overrides]] {
+                ocsp_wait_status good
+                # The proxy is set first, then 0 is out of range: both are undone.
+                assert_error "*tls-ocsp-retry-delay*" {
+                    r config set tls-ocsp-proxy http://bob:Pw2@127.0.0.1:$pport tls-ocsp-retry-delay 0
+                }
+                assert_equal "tls-ocsp-proxy http://alice:***@127.0.0.1:$pport" [r config get tls-ocsp-proxy]
+                assert_equal {tls-ocsp-retry-delay 1} [r config get tls-ocsp-retry-delay]
+                set ok [ocsp_info fetches_ok]
+                assert_equal alice:Tr0ub4dor [ocsps_refresh_credentials $proxy]
+                wait_for_condition 50 100 {[ocsp_info fetches_ok] > $ok} else {
+                    fail "the fetch through the proxy failed (last_error [ocsp_info last_error])"
+                }
+            }
+        } finally {
+            ocsps_proxy_stop $proxy
+        }
+    }
+
+    test {OCSP: CONFIG SET tls-ocsp-proxy with the value CONFIG GET shows keeps the real password} {
+        ocsp_reset
+        set proxy [ocsps_proxy_start alice:Tr0ub4dor]
+        set pport [dict get $proxy port]
+        set overrides [list tls-ocsp-responder $via_url tls-ocsp-proxy http://alice:Tr0ub4dor@127.0.0.1:$pport]
+        try {
+            start_server [list tags {external:skip} overrides [ocsp_server_config server $overrides]] {
+                ocsp_wait_status good
+                set shown [lindex [r config get tls-ocsp-proxy] 1]
+                assert_equal "http://alice:***@127.0.0.1:$pport" $shown
+                set since [llength [ocsps_proxy_requests $proxy]]
+                set ok [ocsp_info fetches_ok]
+                assert_equal OK [r config set tls-ocsp-proxy $shown]
+                assert_equal "tls-ocsp-proxy $shown" [r config get tls-ocsp-proxy]
+                assert_equal alice:Tr0ub4dor [ocsps_refresh_credentials $proxy $since]
+                wait_for_condition 50 100 {[ocsp_info fetches_ok] > $ok} else {
+                    fail "the fetch through the proxy failed (last_error [ocsp_info last_error])"
+                }
+                assert_equal 0 [ocsp_info fetches_failed]
+                r config rewrite
+                assert_match "*tls-ocsp-proxy \"http://alice:Tr0ub4dor@127.0.0.1:$pport\"*" [ocsps_read [srv 0 config_file]]
+            }
+        } finally {
+            ocsps_proxy_stop $proxy
+        }
+    }
+
+    test {OCSP: a redacted proxy password (***) for another proxy is refused} {
+        ocsp_reset
+        set proxy [ocsps_proxy_start alice:Tr0ub4dor]
+        set pport [dict get $proxy port]
+        set overrides [list tls-ocsp-responder $via_url tls-ocsp-proxy http://alice:Tr0ub4dor@127.0.0.1:$pport]
+        try {
+            start_server [list tags {external:skip} overrides [ocsp_server_config server $overrides]] {
+                ocsp_wait_status good
+                # Another port, another user, another host.
+                foreach other [list "http://alice:***@127.0.0.1:9" "http://bob:***@127.0.0.1:$pport" \
+                                   "http://alice:***@localhost:$pport"] {
+                    assert_error "*redacted*" {r config set tls-ocsp-proxy $other}
+                }
+                assert_equal "tls-ocsp-proxy http://alice:***@127.0.0.1:$pport" [r config get tls-ocsp-proxy]
+                assert_equal alice:Tr0ub4dor [ocsps_refresh_credentials $proxy]
+            }
+        } finally {
+            ocsps_proxy_stop $proxy
+        }
+    }
+
+    test {OCSP: a %-encoded colon in the proxy user name never reveals the password} {
+        ocsp_reset
+        # Basic authentication: the user id ends at the first (decoded)
+        # colon, so the user is "us" and the password "er:S3cretPW2".
+        set proxy [ocsps_proxy_start us:er:S3cretPW2]
+        set pport [dict get $proxy port]
+        try {
+            set overrides [list tls-ocsp-responder $via_url loglevel verbose \
+                tls-ocsp-proxy "http://us%3Aer:S3cretPW2@127.0.0.1:$pport"]
+            start_server [list tags {external:skip} overrides [ocsp_server_config server $overrides]] {
+                ocsp_wait_status good
+                set req [lindex [ocsps_proxy_requests $proxy] end]
+                assert_equal forwarded [dict get $req end]
+                assert_equal us:er:S3cretPW2 [ocsps_proxy_credentials $req]
+                assert_no_match "*S3cretPW2*" [r config get *]
+                assert_no_match "*er:S3*" [r config get *]
+                assert_equal 0 [ocsps_log_count S3cretPW2]
+                assert_equal 0 [ocsps_log_count er:S3]
+                assert_equal "tls-ocsp-proxy http://us:***@127.0.0.1:$pport" [r config get tls-ocsp-proxy]
+                verify_log_message 0 "*through http://us:***@127.0.0.1:$pport)*" 0
+            }
+        } finally {
+            ocsps_proxy_stop $proxy
+        }
+    }
+
+    # ---------------------------------------------------------------------
+    # FIFOs: opening one for reading blocks until a writer comes, and none
+    # ever does here.
+
+    test {OCSP: a FIFO as tls-ocsp-response-file is refused once without wedging the server; a file replacing it is stapled} {
+        ocsp_reset
+        set rdir [file normalize [tmpdir ocsp-fifo-response]]
+        set fifo $rdir/staple.der
+        try {
+            ocsp_set_cert_state server R
+            ocsps_response server $rdir/revoked.der
+        } finally {
+            ocsp_set_cert_state server V
+        }
+        start_server [list tags {external:skip} overrides [ocsp_server_config]] {
+            set port [srv 0 port]
+            ocsp_wait_status good
+            assert_equal 0 [ocsp_info fetches_failed]
+            set keep [ocsps_mkfifo $fifo]
+            try {
+                r config set tls-ocsp-response-file $fifo
+                wait_for_log_messages 0 [list "*$fifo*not a regular file*" "*not a regular file*$fifo*"] 0 50 100
+                wait_for_condition 20 100 {[ocsp_info fetches_failed] >= 1} else {
+                    fail "the refusal was not counted as a failed fetch"
+                }
+                assert_equal file_unreadable [ocsp_info last_error]
+                assert_equal 1 [ocsp_info fetches_failed]
+                # Counted once, not once per look at the file.
+                set until [expr {[clock milliseconds] + 3000}]
+                while {[clock milliseconds] < $until} {
+                    assert_equal 1 [ocsp_info fetches_failed]
+                    assert_equal PONG [r ping]
+                    after 200
+                }
+                assert_equal file_unreadable [ocsp_info last_error]
+
+                # A real file in its place is read.
+                file rename -force $rdir/revoked.der $fifo
+                wait_for_condition 50 100 {[ocsp_info status] eq "revoked"} else {
+                    fail "status is [ocsp_info status] (last_error [ocsp_info last_error])"
+                }
+                assert_equal file [ocsp_info source]
+                assert_equal revoked [ocsp_client_cert_status $port]
+            } finally {
+                ocsps_fifo_release $fifo $keep
+            }
+        }
+    }
+
+    test {OCSP: a FIFO as tls-ocsp-cache-file at start: the server starts, says so, fetches and staples} {
+        ocsp_reset
+        set dir [file normalize [tmpdir ocsp-fifo-cache-start]]
+        set fifo $dir/ocsp-response.der
+        set keep [ocsps_mkfifo $fifo]
+        set h {}
+        try {
+            set h [ocsps_hand_start $dir [ocsp_server_config server [list tls-ocsp-cache-file $fifo]]]
+            set port [dict get $h port]
+            wait_for_condition 50 100 {[ocsps_command_within $port 500 PING] eq "+PONG"} else {
+                fail "the server does not answer PING: [ocsps_command_within $port 500 PING]"
+            }
+            wait_for_condition 50 100 {
+                [ocsps_file_has_line [dict get $h stdout] [list "*$fifo*not a regular file*" "*not a regular file*$fifo*"]]
+            } else {
+                fail "no log line says that the cache file $fifo is not a regular file"
+            }
+            set c [valkey 127.0.0.1 $port 0 0]
+            dict set h client $c
+            wait_for_condition 100 100 {[ocsp_cinfo $c status] eq "good"} else {
+                fail "tls_ocsp_status is [ocsp_cinfo $c status] (last_error [ocsp_cinfo $c last_error])"
+            }
+            assert_equal responder [ocsp_cinfo $c source]
+            assert_equal good [ocsp_client_cert_status [dict get $h tls_port]]
+        } finally {
+            ocsps_fifo_release $fifo $keep
+            if {$h ne {}} { ocsps_hand_stop $h }
+        }
+    } {} {external:skip}
+
+    test {OCSP: a FIFO as tls-ocsp-cache-file when the certificate changes never blocks the server} {
+        ocsp_reset
+        set cdir [file normalize [tmpdir ocsp-fifo-cache-change]]
+        set path $cdir/cache.der
+        start_server [list tags {external:skip} overrides [ocsp_server_config server [list tls-ocsp-cache-file $path]]] {
+            set pport [srv 0 pport]
+            ocsp_wait_status good
+            wait_for_condition 50 100 {[file exists $path]} else {
+                fail "no cache file $path"
+            }
+            file delete $path
+            set keep [ocsps_mkfifo $path]
+            try {
+                # Another certificate: its cached response is looked for.
+                assert_equal +OK [ocsps_command_within $pport 5000 config set \
+                    tls-cert-file [ocsp_file server2-chain.pem] tls-key-file [ocsp_file server2.key]]
+                assert_equal +PONG [ocsps_command_within $pport 2000 PING]
+                ocsp_wait_status good
+                assert_equal good [ocsp_staple_check [srv 0 port] server2]
+                assert_equal +PONG [ocsps_command_within $pport 2000 PING]
+            } finally {
+                ocsps_fifo_release $path $keep
+            }
+        }
+    }
+
+    # ---------------------------------------------------------------------
+    # Resets read tls-ocsp-response-file again.
+
+    test {OCSP: tls-ocsp-stapling no then yes staples from tls-ocsp-response-file again} {
+        ocsp_reset
+        set rdir [file normalize [tmpdir ocsp-response-reset]]
+        set path [ocsp_make_response server $rdir/staple.der]
+        start_server [list tags {external:skip} overrides [ocsp_server_config server [list tls-ocsp-response-file $path]]] {
+            set port [srv 0 port]
+            ocsp_wait_status good
+            assert_equal good [ocsp_client_cert_status $port]
+            r config set tls-ocsp-stapling no
+            assert_equal disabled [ocsp_info status]
+            assert_equal none [ocsp_client_cert_status $port]
+            # No OCSP REFRESH: turning stapling on is enough.
+            r config set tls-ocsp-stapling yes
+            wait_for_condition 50 100 {[ocsp_info status] eq "good"} else {
+                fail "status is [ocsp_info status] (last_error [ocsp_info last_error])"
+            }
+            assert_equal file [ocsp_info source]
+            assert_equal good [ocsp_client_cert_status $port]
+        }
+    }
+
+    test {OCSP: a certificate switched after its response landed in tls-ocsp-response-file gets it stapled (Kubernetes order)} {
+        ocsp_reset
+        set kdir [file normalize [tmpdir ocsp-k8s-switch]]
+        set response_a [ocsps_response server [ocsp_file k8s-switch-a.der]]
+        set response_b [ocsps_response server2 [ocsp_file k8s-switch-b.der]]
+        set path [ocsps_k8s_publish $kdir $response_a]
+        start_server [list tags {external:skip} overrides [ocsp_server_config server [list tls-ocsp-response-file $path]]] {
+            set port [srv 0 port]
+            ocsp_wait_status good
+            assert_equal good [ocsp_staple_check $port server]
+            # The secret is updated: the new response lands first ...
+            set failed [ocsp_info fetches_failed]
+            ocsps_k8s_publish $kdir $response_b
+            wait_for_condition 50 100 {[ocsp_info fetches_failed] > $failed} else {
+                fail "the response for the next certificate was not read"
+            }
+            assert_equal wrong_certificate [ocsp_info last_error]
+            assert_equal good [ocsp_staple_check $port server]
+            # ... then the certificate follows.
+            r config set tls-cert-file [ocsp_file server2-chain.pem] tls-key-file [ocsp_file server2.key]
+            wait_for_condition 50 100 {[ocsp_info status] eq "good"} else {
+                fail "status is [ocsp_info status] (last_error [ocsp_info last_error])"
+            }
+            assert_equal file [ocsp_info source]
+            assert_equal good [ocsp_staple_check $port server2]
+        }
+    }
+
+    # ---------------------------------------------------------------------
+    # URL checks.
+
+    test {OCSP: a tls-ocsp-responder URL with a fragment is refused} {
+        ocsp_reset
+        start_server [list tags {external:skip} overrides [ocsp_server_config]] {
+            ocsp_wait_status good
+            assert_error "*fragment*" {r config set tls-ocsp-responder "http://127.0.0.1:1/a#frag"}
+            assert_equal {tls-ocsp-responder {}} [r config get tls-ocsp-responder]
+            assert_equal $::ocsp_url [ocsp_info responder]
+        }
+    }
+
+    test {OCSP: responder and proxy URLs longer than 1024 bytes are refused} {
+        ocsp_reset
+        start_server [list tags {external:skip} overrides [ocsp_server_config]] {
+            ocsp_wait_status good
+            # 19 + 1006 = 1025 bytes; the proxy: 9 + 1004 + 12.
+            set responder "http://127.0.0.1:1/[string repeat a 1006]"
+            set proxy "http://u:[string repeat p 1004]@127.0.0.1:1"
+            assert_equal 1025 [string length $responder]
+            assert_equal 1025 [string length $proxy]
+            assert_error "*long*" {r config set tls-ocsp-responder $responder}
+            assert_error "*long*" {r config set tls-ocsp-proxy $proxy}
+            assert_equal {tls-ocsp-responder {}} [r config get tls-ocsp-responder]
+            assert_equal {tls-ocsp-proxy {}} [r config get tls-ocsp-proxy]
+            # 1024 bytes are fine.
+            assert_equal OK [r config set tls-ocsp-responder [string range $responder 0 end-1]]
+            assert_equal OK [r config set tls-ocsp-proxy "http://u:[string repeat p 1003]@127.0.0.1:1"]
+            assert_equal 1024 [string length [lindex [r config get tls-ocsp-responder] 1]]
+        }
+    }
+
+    test {OCSP: leftover temporary cache files are removed at start and never written through} {
+        ocsp_reset
+        set cdir [file normalize [tmpdir ocsp-cache-leftovers]]
+        set cache $cdir/ocsp-response.der
+        ocsps_write $cdir/victim.txt "not an OCSP response\n"
+        ocsps_write $cache.tmp-12345 "left over\n"
+        ocsps_write $cache.tmp-AbC123 "left over\n"
+        file link -hard $cache.tmp-[expr {[pid] % 100000}] $cdir/victim.txt
+        assert_equal 3 [llength [glob -directory $cdir ocsp-response.der.tmp-*]]
+        start_server [list tags {external:skip} overrides [ocsp_server_config server [list tls-ocsp-cache-file $cache]]] {
+            ocsp_wait_status good
+            wait_for_condition 50 100 {[file exists $cache]} else {
+                fail "no cache file $cache"
+            }
+            assert_equal good [ocsps_der_status [ocsps_read $cache] server]
+            assert_equal {} [glob -nocomplain -directory $cdir ocsp-response.der.tmp-*]
+            assert_equal "not an OCSP response\n" [ocsps_read $cdir/victim.txt]
+            assert_equal 0 [ocsp_info cache_write_failures]
+            assert_equal good [ocsp_client_cert_status [srv 0 port]]
         }
     }
 

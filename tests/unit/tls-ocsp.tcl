@@ -96,24 +96,28 @@ tags {tls ocsp} {
         ocsp_reset
         start_server [list overrides [ocsp_server_config]] {
             ocsp_wait_status good
-            # 60-minute responses, margin 10%: refresh at nextUpdate - 6 min.
+            # 60-minute responses, margin 10%: refresh in the later half of
+            # the margin, between nextUpdate - 6 min and nextUpdate - 3 min
+            # (a random point, so that servers holding the same response do
+            # not refresh together).
             set this_update [ocsp_info this_update]
             set due [expr {$this_update + 3240}]
-            assert_range [ocsp_info next_refresh_in_seconds] [expr {$due - [clock seconds] - 2}] [expr {$due - [clock seconds] + 1}]
+            assert_range [ocsp_info next_refresh_in_seconds] [expr {$due - [clock seconds] - 2}] [expr {$due + 180 - [clock seconds] + 1}]
 
             r config set tls-ocsp-refresh-margin 50%
             set due [expr {$this_update + 1800}]
-            assert_range [ocsp_info next_refresh_in_seconds] [expr {$due - [clock seconds] - 2}] [expr {$due - [clock seconds] + 1}]
+            assert_range [ocsp_info next_refresh_in_seconds] [expr {$due - [clock seconds] - 2}] [expr {$due + 900 - [clock seconds] + 1}]
 
-            # The bound wins when it comes first; it counts from the last fetch.
+            # The bound wins when it comes first; it counts from the last
+            # fetch, less up to a tenth of it at random (the same spreading).
             r config set tls-ocsp-max-refresh-interval 600
             set last [ocsp_info last_success_time]
-            assert_range [ocsp_info next_refresh_in_seconds] [expr {$last + 600 - [clock seconds] - 2}] [expr {$last + 600 - [clock seconds] + 1}]
+            assert_range [ocsp_info next_refresh_in_seconds] [expr {$last + 540 - [clock seconds] - 2}] [expr {$last + 600 - [clock seconds] + 1}]
 
             r config set tls-ocsp-max-refresh-interval 0
             r config set tls-ocsp-refresh-margin 10
             set due [expr {$this_update + 3240}]
-            assert_range [ocsp_info next_refresh_in_seconds] [expr {$due - [clock seconds] - 2}] [expr {$due - [clock seconds] + 1}]
+            assert_range [ocsp_info next_refresh_in_seconds] [expr {$due - [clock seconds] - 2}] [expr {$due + 180 - [clock seconds] + 1}]
         }
     }
 
@@ -863,6 +867,138 @@ tags {tls ocsp} {
             }
             verify_log_message 0 "*ready to exit, bye bye*" 0
             ocsp_mode openssl
+        }
+    }
+
+    # ---------------------------------------------------------------------
+    # Refresh schedule.
+
+    test {OCSP: started with a cached response about to expire, the server refreshes it in time: the staple never lapses} {
+        # The cached response (thisUpdate 55 s ago, nextUpdate 6 s from now)
+        # is already within its refresh margin, and the default retry delay
+        # (10 s) is longer than it has left: the refresh must still come
+        # before it expires.
+        ocsp_reset
+        set dir [file normalize [tmpdir ocsp-near-expiry]]
+        set cache $dir/ocsp-response.der
+        ocsp_make_response server $cache -this-offset -55 -next-offset 6
+        lassign [ocsp_der_times $cache] cached_this cached_next
+        set start [clock milliseconds]
+        set overrides [list tls-ocsp-retry-delay 10 tls-ocsp-cache-file $cache]
+        start_server [list tags {external:skip} overrides [ocsp_server_config server $overrides]] {
+            set port [srv 0 port]
+            wait_for_log_messages 0 [list "*OCSP: stapling a good response from the cache file $cache*"] 0 50 100
+            # Sample what INFO says and what a client gets until well past
+            # the cached response's nextUpdate.
+            set until [expr {max($start + 9000, ($cached_next + 2) * 1000)}]
+            set transitions {}
+            set last {}
+            set seen_good 0
+            set lapses 0
+            while {[clock milliseconds] < $until} {
+                set t [expr {[clock milliseconds] - $start}]
+                set state "[ocsp_info status]/[ocsp_client_cert_status $port]"
+                if {$state ne $last} {
+                    lappend transitions "+${t}ms $state"
+                    set last $state
+                }
+                if {$state eq "good/good"} {
+                    set seen_good 1
+                } elseif {$seen_good || [string match expired/* $state]} {
+                    incr lapses
+                }
+                after 150
+            }
+            set what "cached nextUpdate at +[expr {$cached_next * 1000 - $start}]ms; INFO status/client saw: $transitions"
+            if {!$seen_good} { fail "never good/good: $what" }
+            if {$lapses} { fail "the staple lapsed in $lapses samples: $what" }
+            assert_equal good [ocsp_info status]
+            assert_equal responder [ocsp_info source]
+            assert_morethan [ocsp_info this_update] $cached_this
+            assert_equal good [ocsp_staple_check $port server]
+        }
+    }
+
+    test {OCSP: servers holding the same response spread their refreshes over the later half of the margin} {
+        # One pre-signed 1-hour response served to all; with a 50% margin
+        # each refreshes at a random point between 30 and 15 minutes before
+        # its nextUpdate, not all at the same second.
+        ocsp_reset
+        set shared [ocsp_make_response server [ocsp_file shared-response.der]]
+        lassign [ocsp_der_times $shared] shared_this shared_next
+        set count 20
+        set dues {}
+        ocsp_mode "file $shared"
+        try {
+            set options [list tags {external:skip} overrides [ocsp_server_config server {tls-ocsp-refresh-margin 50%}]]
+            ocsp_with_servers $count $options {
+                for {set i 0} {$i < $count} {incr i} {
+                    set level [expr {-$i}]
+                    ocsp_wait_status good $level
+                    assert_equal $shared_this [ocsp_info this_update $level]
+                    assert_equal $shared_next [ocsp_info next_update $level]
+                    assert_equal responder [ocsp_info source $level]
+                }
+                # The refresh times, as absolute times (INFO rounds up to
+                # whole seconds).
+                for {set i 0} {$i < $count} {incr i} {
+                    set now [clock seconds]
+                    lappend dues [expr {$now + [ocsp_info next_refresh_in_seconds [expr {-$i}]]}]
+                }
+            }
+        } finally {
+            ocsp_mode openssl
+        }
+        assert_equal $count [llength $dues]
+        foreach due $dues {
+            assert_range $due [expr {$shared_next - 1800 - 2}] [expr {$shared_next - 900 + 2}] \
+                "refresh times, relative to nextUpdate: [lmap d $dues {expr {$d - $shared_next}}]"
+        }
+        set dues [lsort -integer $dues]
+        set spread [expr {[lindex $dues end] - [lindex $dues 0]}]
+        assert_morethan_equal $spread 2 \
+            "$count servers refresh within $spread s of each other (relative to nextUpdate: [lmap d $dues {expr {$d - $shared_next}}])"
+    }
+
+    # ---------------------------------------------------------------------
+    # valkey-benchmark.
+
+    test {OCSP: valkey-benchmark exits with an error soon after a failed TLS handshake} {
+        ocsp_reset
+        start_server [list tags {external:skip} overrides [ocsp_server_config server {tls-ocsp-stapling no}]] {
+            set port [srv 0 port]
+            # With the right CA and no OCSP check it runs.
+            lassign [ocsp_benchmark $port [ocsp_file ca.crt]] status ms out
+            assert_equal 0 $status $out
+            assert_match "*PING*requests per second*" $out
+            # Both runs first, so that each one's outcome is reported.
+            set runs {}
+            foreach {what cacert extra error} [list \
+                "a CA that did not sign the server's certificate" [file normalize $::tlsdir/ca.crt] {} \
+                    {certificate verify failed|Could not negotiate a TLS connection} \
+                "--tls-ocsp-verify yes and no staple" [ocsp_file ca.crt] {--tls-ocsp-verify yes} \
+                    {OCSP: no stapled response} \
+            ] {
+                lappend runs $what $error [ocsp_benchmark $port $cacert {*}$extra]
+            }
+            set slow {}
+            foreach {what error run} $runs {
+                lassign $run status ms out
+                if {$ms >= 5000} {
+                    lappend slow "$what: ran for $ms ms, exit status $status, output: [string trim $out]"
+                }
+            }
+            if {[llength $slow]} {
+                fail "valkey-benchmark did not exit within 5 s: [join $slow {; }]"
+            }
+            foreach {what error run} $runs {
+                lassign $run status ms out
+                set detail "$what: exit status $status, output: $out"
+                assert_morethan $status 0 $detail
+                assert_equal 1 [regexp -- $error $out] $detail
+                assert_no_match "*requests per second*" $out
+            }
+            assert_equal PONG [r ping]
         }
     }
 
