@@ -3,54 +3,39 @@
 # tests/support/ocsp.tcl (the PKI, the responder, ocsp_info ...), which must
 # be sourced first.
 
-# Only these of tests/support/ocsp.tcl are used: ocsp_file, ocsp_server_config,
-# ocsp_info, ocsp_wait_status, ocsp_set_cert_state, ocsp_make_response (and
-# in the tests ocsp_setup, ocsp_reset, ocsp_responder_stop).
-
-proc ocsp_peers_read {path} {
-    set fd [open $path rb]
-    set data [read $fd]
-    close $fd
-    return $data
-}
-
-proc ocsp_peers_write {path data} {
-    set fd [open $path wb]
-    puts -nonewline $fd $data
-    close $fd
-}
-
-proc ocsp_peers_port_open {port} {
-    if {[catch {close [socket 127.0.0.1 $port]}]} { return 0 }
-    return 1
-}
-
-# Issue one more server certificate NAME from the PKI's CA, with the same
-# AIA URL as server and server2, and add it to the responder's index as
-# valid; also NAME-chain.pem for tls-cert-file. Does nothing if NAME exists.
-proc ocsp_peers_issue {name {cn {}}} {
+# Issue server certificates NAMES (EC keys: quick to make) from the PKI's CA,
+# with the responder's AIA URL, and add them to the responder's index, valid
+# (STATE V) or revoked (R: keyCompromise, a minute ago); also NAME-chain.pem
+# for tls-cert-file. Names already issued are left as they are.
+proc ocsp_peers_issue {names {state V}} {
     set dir [file dirname [ocsp_file ca.crt]]
-    if {[file exists $dir/$name.crt]} return
-    if {$cn eq {}} { set cn "Peer $name" }
     if {![info exists ::ocsp_peers_serial]} { set ::ocsp_peers_serial 8192 }
-    incr ::ocsp_peers_serial
-    exec openssl genrsa -out $dir/$name.key 2048 2>/dev/null
-    exec openssl req -new -key $dir/$name.key -subj "/O=Valkey OCSP Test/CN=$cn" -out $dir/$name.csr 2>@1
-    exec openssl x509 -req -in $dir/$name.csr -CA $dir/ca.crt -CAkey $dir/ca.key \
-        -set_serial $::ocsp_peers_serial -days 30 -sha256 -extfile $dir/ext.cnf -extensions server_aia \
-        -out $dir/$name.crt 2>/dev/null
-    file delete $dir/$name.csr
-    set fd [open $dir/$name-chain.pem w]
-    puts -nonewline $fd "[ocsp_peers_read $dir/$name.crt][ocsp_peers_read $dir/ca.crt]"
-    close $fd
-    # index.txt: status, expiry, revocation, serial (hex), file, subject.
-    set serial [lindex [split [exec openssl x509 -in $dir/$name.crt -noout -serial] =] 1]
-    set enddate [lindex [split [exec openssl x509 -in $dir/$name.crt -noout -enddate] =] 1]
-    set expiry [exec date -u -d $enddate +%y%m%d%H%M%SZ]
-    set subject [regsub {^subject=\s*} [exec openssl x509 -in $dir/$name.crt -noout -subject -nameopt compat] {}]
-    set fd [open $dir/index.txt a]
-    puts $fd [join [list V $expiry {} $serial unknown $subject] "\t"]
-    close $fd
+    set revoked {}
+    if {$state eq "R"} {
+        set revoked [clock format [expr {[clock seconds] - 60}] -format %y%m%d%H%M%SZ -gmt 1],keyCompromise
+    }
+    set lines {}
+    foreach name $names {
+        if {[file exists $dir/$name.crt]} continue
+        incr ::ocsp_peers_serial
+        exec openssl ecparam -name prime256v1 -genkey -noout -out $dir/$name.key 2>@1
+        exec openssl req -new -key $dir/$name.key -subj "/O=Valkey OCSP Test/CN=Peer $name" -out $dir/$name.csr 2>@1
+        exec openssl x509 -req -in $dir/$name.csr -CA $dir/ca.crt -CAkey $dir/ca.key \
+            -set_serial $::ocsp_peers_serial -days 30 -sha256 -extfile $dir/ext.cnf \
+            -extensions server_aia -out $dir/$name.crt 2>/dev/null
+        file delete $dir/$name.csr
+        ocsp_write_file $dir/$name-chain.pem "[ocsp_read_file $dir/$name.crt][ocsp_read_file $dir/ca.crt]"
+        # index.txt: status, expiry, revocation, serial (hex), file, subject.
+        set serial [lindex [split [exec openssl x509 -in $dir/$name.crt -noout -serial] =] 1]
+        set enddate [lindex [split [exec openssl x509 -in $dir/$name.crt -noout -enddate] =] 1]
+        set expiry [exec date -u -d $enddate +%y%m%d%H%M%SZ]
+        lappend lines [join [list $state $expiry $revoked $serial unknown "/O=Valkey OCSP Test/CN=Peer $name"] "\t"]
+    }
+    if {$lines ne {}} {
+        set fd [open $dir/index.txt a]
+        puts $fd [join $lines "\n"]
+        close $fd
+    }
 }
 
 # start_server options for a stapling server presenting certificate NAME
@@ -132,9 +117,9 @@ proc ocsp_peers_s_server_start {status_file {cert server}} {
         -cert [ocsp_file $cert.crt] -key [ocsp_file $cert.key] \
         -CAfile [ocsp_file ca-bundle.crt] -Verify 1 -status_file $status_file \
         < /dev/null > $log 2>@1 &]
-    wait_for_condition 100 50 {[ocsp_peers_port_open $port]} else {
+    wait_for_condition 100 50 {[ocsp_port_open $port]} else {
         catch {exec kill $pid}
-        fail "openssl s_server did not start: [ocsp_peers_read $log]"
+        fail "openssl s_server did not start: [ocsp_read_file $log]"
     }
     return [list $pid $port]
 }
@@ -145,61 +130,6 @@ proc ocsp_peers_s_server_stop {s} {
     wait_for_condition 100 50 {![process_is_alive $pid]} else {
         catch {exec kill -9 $pid}
     }
-}
-
-# A DER OCSPResponse carrying only a non-successful responseStatus
-# (RFC 6960: 3 = tryLater, 6 = unauthorized), written to FILE.
-proc ocsp_peers_error_response {file status} {
-    set fd [open $file wb]
-    puts -nonewline $fd [binary format c5 [list 0x30 3 0x0a 1 $status]]
-    close $fd
-    return $file
-}
-
-# ---------------------------------------------------------------------------
-# Run CODE with a three-node cluster of stapling servers checking their peers
-# with "yes": R 0 presents server3, R 1 server2, R 2 server; R 1 and R 2
-# serve all the slots, R 0 none (so the cluster stays ok without it).
-proc ocsp_peers_cluster {code} {
-    set extra {cluster-enabled yes cluster-node-timeout 3000 cluster-ping-interval 100}
-    # Cluster mode has one database (as start_cluster does).
-    set singledb $::singledb
-    set ::singledb 1
-    try {
-        start_server [ocsp_peers_options server yes server $extra] {
-        start_server [ocsp_peers_options server2 yes server $extra] {
-        start_server [ocsp_peers_options server3 yes server $extra] {
-            for {set i 0} {$i < 3} {incr i} {
-                ocsp_wait_status good -$i
-                R $i cluster set-config-epoch [expr {$i + 1}]
-            }
-            R 0 cluster meet 127.0.0.1 [srv -1 port]
-            R 0 cluster meet 127.0.0.1 [srv -2 port]
-            R 1 cluster addslotsrange 0 8191
-            R 2 cluster addslotsrange 8192 16383
-            wait_for_cluster_propagation
-            wait_for_cluster_state ok
-            uplevel 1 $code
-        }
-        }
-        }
-    } finally {
-        set ::singledb $singledb
-    }
-}
-
-# The CLUSTER NODES entry of node ID as node I sees it: {flags link-state}.
-proc ocsp_peers_node_state {i id} {
-    foreach line [split [string trim [R $i cluster nodes]] "\n"] {
-        set f [split [string trim $line] " "]
-        if {[lindex $f 0] eq $id} { return [list [lindex $f 2] [lindex $f 7]] }
-    }
-    return {}
-}
-
-proc ocsp_peers_node_failed {i id} {
-    set flags [split [lindex [ocsp_peers_node_state $i $id] 0] ,]
-    expr {"fail" in $flags || "fail?" in $flags}
 }
 
 # ---------------------------------------------------------------------------
@@ -216,48 +146,21 @@ proc ocsp_peers_ping_as {name port} {
     return "refused: $out"
 }
 
-# Issue certificates NAMES (EC keys: quick to make) from the PKI's CA, with
-# the responder's AIA URL, and add them to the responder's index as revoked
-# (keyCompromise, a minute ago). Also NAME-chain.pem.
-proc ocsp_peers_issue_revoked {names} {
-    set dir [file dirname [ocsp_file ca.crt]]
-    if {![info exists ::ocsp_peers_revoked_serial]} { set ::ocsp_peers_revoked_serial 12288 }
-    set revoked [clock format [expr {[clock seconds] - 60}] -format %y%m%d%H%M%SZ -gmt 1],keyCompromise
-    set lines {}
-    foreach name $names {
-        incr ::ocsp_peers_revoked_serial
-        exec openssl ecparam -name prime256v1 -genkey -noout -out $dir/$name.key 2>@1
-        exec openssl req -new -key $dir/$name.key -subj "/O=Valkey OCSP Test/CN=Peer $name" -out $dir/$name.csr 2>@1
-        exec openssl x509 -req -in $dir/$name.csr -CA $dir/ca.crt -CAkey $dir/ca.key \
-            -set_serial $::ocsp_peers_revoked_serial -days 30 -sha256 -extfile $dir/ext.cnf \
-            -extensions server_aia -out $dir/$name.crt 2>/dev/null
-        file delete $dir/$name.csr
-        ocsp_peers_write $dir/$name-chain.pem "[ocsp_peers_read $dir/$name.crt][ocsp_peers_read $dir/ca.crt]"
-        set serial [lindex [split [exec openssl x509 -in $dir/$name.crt -noout -serial] =] 1]
-        set enddate [lindex [split [exec openssl x509 -in $dir/$name.crt -noout -enddate] =] 1]
-        set expiry [exec date -u -d $enddate +%y%m%d%H%M%SZ]
-        lappend lines [join [list R $expiry $revoked $serial unknown "/O=Valkey OCSP Test/CN=Peer $name"] "\t"]
-    }
-    set fd [open $dir/index.txt a]
-    puts $fd [join $lines "\n"]
-    close $fd
-}
-
 # A response for certificate NAME saying "unknown" (the responder answers
 # from an index without NAME), written to FILE. The index is restored.
 proc ocsp_peers_unknown_response {name file} {
     set index [ocsp_file index.txt]
-    set saved [ocsp_peers_read $index]
+    set saved [ocsp_read_file $index]
     set serial [string trim [lindex [split [exec openssl x509 -in [ocsp_file $name.crt] -noout -serial] =] 1]]
     set kept {}
     foreach line [split [string trimright $saved "\n"] "\n"] {
         if {[lindex [split $line "\t"] 3] ne $serial} { lappend kept $line }
     }
     try {
-        ocsp_peers_write $index "[join $kept "\n"]\n"
+        ocsp_write_file $index "[join $kept "\n"]\n"
         ocsp_make_response $name $file
     } finally {
-        ocsp_peers_write $index $saved
+        ocsp_write_file $index $saved
     }
     return $file
 }

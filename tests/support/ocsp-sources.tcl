@@ -5,98 +5,22 @@
 # views); everything here is prefixed ocsps_ so that the two files never
 # clash.
 
-proc ocsps_read {path} {
-    set fd [open $path rb]
-    set data [read $fd]
-    close $fd
-    return $data
-}
-
-proc ocsps_write {path data} {
-    set fd [open $path wb]
-    puts -nonewline $fd $data
-    close $fd
-}
-
 # Replace PATH atomically (a new file, then rename), as careful writers do.
 proc ocsps_replace {path data} {
     set tmp $path.tmp.[pid]
-    ocsps_write $tmp $data
+    ocsp_write_file $tmp $data
     file rename -force $tmp $path
 }
 
-proc ocsps_port_open {port} {
-    if {[catch {close [socket 127.0.0.1 $port]}]} { return 0 }
-    return 1
-}
-
-# `openssl ocsp -respin` on DER for certificate NAME: the status it prints
-# ("good", "revoked"), or why not.
-proc ocsps_der_status {der name} {
-    set path [ocsp_file ocsps-check-[clock clicks].der]
-    ocsps_write $path $der
-    catch {exec openssl ocsp -respin $path -issuer [ocsp_file ca.crt] -cert [ocsp_file $name.crt] \
-        -CAfile [ocsp_file ca.crt] -no_nonce 2>@1} out
-    file delete $path
-    if {![string match "*Response verify OK*" $out]} { return "unverified: $out" }
-    if {[regexp -line "^\\S+: (good|revoked|unknown)" $out -> status]} { return $status }
-    return "no status for $name: $out"
-}
-
-# ---------------------------------------------------------------------------
-# A little DER, enough to find the signature of an OCSPResponse.
-
-# The TLV at POS of DATA: {tag content_start content_length}.
-proc ocsps_der_tlv {data pos} {
-    binary scan $data @${pos}cucu tag len
-    set start [expr {$pos + 2}]
-    if {$len & 0x80} {
-        set n [expr {$len & 0x7f}]
-        set len 0
-        for {set i 0} {$i < $n} {incr i} {
-            binary scan $data @[expr {$start + $i}]cu b
-            set len [expr {($len << 8) | $b}]
-        }
-        incr start $n
-    }
-    return [list $tag $start $len]
-}
-
-# The TLVs directly inside the constructed TLV at POS.
-proc ocsps_der_children {data pos} {
-    lassign [ocsps_der_tlv $data $pos] tag start len
-    set end [expr {$start + $len}]
-    set out {}
-    set p $start
-    while {$p < $end} {
-        set child [ocsps_der_tlv $data $p]
-        lappend out [list $p {*}$child]
-        set p [expr {[lindex $child 1] + [lindex $child 2]}]
-    }
-    return $out
-}
-
-# The response's signature: {content_start length} of the BIT STRING in
-# OCSPResponse.responseBytes.response (BasicOCSPResponse).
-proc ocsps_signature_span {der} {
-    # OCSPResponse { status, [0] { ResponseBytes { type, OCTET STRING } } }
-    set explicit [lindex [ocsps_der_children $der 0] 1]
-    set rbytes [lindex [ocsps_der_children $der [lindex $explicit 0]] 0]
-    set octets [lindex [ocsps_der_children $der [lindex $rbytes 0]] 1]
-    # BasicOCSPResponse { tbsResponseData, signatureAlgorithm, signature, [0] certs }
-    set basic_pos [lindex $octets 2]
-    set sig [lindex [ocsps_der_children $der $basic_pos] 2]
-    lassign $sig pos tag start len
-    if {$tag != 0x03} { error "no signature BIT STRING where expected (tag $tag)" }
-    return [list $start $len]
-}
-
-# DER with one bit flipped in the middle of its signature.
+# DER with one bit flipped in the middle of its signature (the BIT STRING
+# of the BasicOCSPResponse; tests/helpers/ocsp-der.tcl takes it apart).
 proc ocsps_tamper_signature {der} {
-    lassign [ocsps_signature_span $der] start len
-    set p [expr {$start + $len / 2}]
-    binary scan $der @${p}cu b
-    return [string replace $der $p $p [binary format cu [expr {$b ^ 0x01}]]]
+    set basic [ocsp_der_basic $der]
+    set sig [lindex $basic 2 2 2]
+    set p [expr {[string length $sig] / 2}]
+    binary scan $sig @${p}cu b
+    lset basic 2 2 2 [string replace $sig $p $p [binary format cu [expr {$b ^ 0x01}]]]
+    return [ocsp_der_with_basic $der $basic]
 }
 
 # ---------------------------------------------------------------------------
@@ -107,7 +31,7 @@ proc ocsps_responder_log_since {skip} {
     set path [ocsp_file responder.log]
     if {![file exists $path]} { return {} }
     set out {}
-    foreach line [lrange [split [string trim [ocsps_read $path]] "\n"] $skip end] {
+    foreach line [lrange [split [string trim [ocsp_read_file $path]] "\n"] $skip end] {
         lappend out [lrange $line 1 2]
     }
     return $out
@@ -126,7 +50,7 @@ proc ocsps_proxy_start {{credentials {}}} {
     if {$credentials ne {}} { set auth [binary encode base64 $credentials] }
     set pid [exec tclsh tests/helpers/ocsp-proxy.tcl $port $log $::ocsp_port [pid] $auth \
         >> [ocsp_file proxy.out] 2>@1 &]
-    wait_for_condition 100 50 {[ocsps_port_open $port]} else {
+    wait_for_condition 100 50 {[ocsp_port_open $port]} else {
         catch {exec kill $pid}
         fail "the test proxy did not start on port $port"
     }
@@ -135,7 +59,7 @@ proc ocsps_proxy_start {{credentials {}}} {
 
 proc ocsps_proxy_stop {proxy} {
     catch {exec kill [dict get $proxy pid]}
-    wait_for_condition 100 50 {![ocsps_port_open [dict get $proxy port]]} else {
+    wait_for_condition 100 50 {![ocsp_port_open [dict get $proxy port]]} else {
         fail "the test proxy did not stop"
     }
 }
@@ -147,7 +71,7 @@ proc ocsps_proxy_requests {proxy} {
     if {![file exists $path]} { return {} }
     set out {}
     set cur {}
-    foreach line [split [ocsps_read $path] "\n"] {
+    foreach line [split [ocsp_read_file $path] "\n"] {
         set rest [string range $line [expr {[string first " " $line] + 1}] end]
         switch -- [lindex [split $line " "] 0] {
             REQUEST { set cur [dict create request $rest headers {} body {} end {}] }
@@ -183,7 +107,7 @@ proc ocsps_get_request_der {request_line} {
 # `openssl ocsp -reqin -req_text` of a DER request.
 proc ocsps_request_text {der} {
     set path [ocsp_file ocsps-req-[clock clicks].der]
-    ocsps_write $path $der
+    ocsp_write_file $path $der
     set rc [catch {exec openssl ocsp -reqin $path -req_text 2>@1} out]
     file delete $path
     if {$rc} { error "openssl cannot read the OCSP request: $out" }
@@ -204,7 +128,7 @@ proc ocsps_cert_serial {name} {
 proc ocsps_k8s_publish {dir data} {
     set ts ..[clock format [clock seconds] -format %Y_%m_%d_%H_%M_%S].[incr ::ocsps_k8s_seq]
     file mkdir $dir/$ts
-    ocsps_write $dir/$ts/tls.ocsp-staple $data
+    ocsp_write_file $dir/$ts/tls.ocsp-staple $data
     set old {}
     catch {set old [file readlink $dir/..data]}
     file delete $dir/..data_tmp
@@ -221,12 +145,7 @@ proc ocsps_k8s_publish {dir data} {
 # answer in mode "openssl ARGS"; returns its bytes.
 proc ocsps_response {name path args} {
     ocsp_make_response $name $path {*}$args
-    return [ocsps_read $path]
-}
-
-# Count of server log lines matching the grep (basic) regular expression.
-proc ocsps_log_count {pattern} {
-    count_log_message 0 $pattern
+    return [ocsp_read_file $path]
 }
 
 # The io-threads variants: {suffix overrides} pairs.
@@ -248,11 +167,13 @@ proc ocsps_proxy_credentials {request} {
 
 # OCSP REFRESH, then the decoded credentials of the first request the proxy
 # received after its first SINCE requests (default: the requests so far).
+# Returns once that fetch is over, so that the next OCSP REFRESH fetches again.
 proc ocsps_refresh_credentials {proxy {since {}}} {
     if {$since eq {}} { set since [llength [ocsps_proxy_requests $proxy]] }
+    set done [ocsp_fetches_done]
     assert_equal OK [r ocsp refresh]
-    wait_for_condition 50 100 {[llength [ocsps_proxy_requests $proxy]] > $since} else {
-        fail "no request reached the proxy after OCSP REFRESH (last_error [ocsp_info last_error])"
+    wait_for_condition 50 100 {[llength [ocsps_proxy_requests $proxy]] > $since && [ocsp_fetches_done] > $done} else {
+        fail "no fetch through the proxy after OCSP REFRESH (last_error [ocsp_info last_error])"
     }
     return [ocsps_proxy_credentials [lindex [ocsps_proxy_requests $proxy] $since]]
 }
@@ -280,36 +201,10 @@ proc ocsps_fifo_release {path keep} {
     file delete $keep
 }
 
-# Send a command on the plain (non-TLS) PORT and wait at most MS for the
-# first line of the reply: "+OK", "-ERR ...", or why there is none. Never
-# blocks longer, whatever the server does.
-proc ocsps_command_within {port ms args} {
-    if {[catch {socket 127.0.0.1 $port} fd]} { return "cannot connect: $fd" }
-    fconfigure $fd -translation binary -blocking 0
-    set cmd "*[llength $args]\r\n"
-    foreach arg $args { append cmd "\$[string length $arg]\r\n$arg\r\n" }
-    puts -nonewline $fd $cmd
-    flush $fd
-    set deadline [expr {[clock milliseconds] + $ms}]
-    while {[clock milliseconds] < $deadline} {
-        if {[gets $fd line] >= 0} {
-            close $fd
-            return [string trimright $line "\r"]
-        }
-        if {[eof $fd]} {
-            close $fd
-            return "connection closed"
-        }
-        after 10
-    }
-    catch {close $fd}
-    return "no reply within $ms ms"
-}
-
 # Whether a line of FILE matches one of the glob PATTERNS.
 proc ocsps_file_has_line {file patterns} {
     if {![file exists $file]} { return 0 }
-    foreach line [split [ocsps_read $file] "\n"] {
+    foreach line [split [ocsp_read_file $file] "\n"] {
         foreach pattern $patterns {
             if {[string match $pattern $line]} { return 1 }
         }
