@@ -9,7 +9,7 @@
  * caches the OCSP response for its own certificate and attaches it to every
  * handshake whose client asks for certificate status (RFC 6066 section 8).
  *
- * All logic lives in tls_ocsp.c; upstream files only call the hooks below.
+ * All logic lives in tls_ocsp*.c; upstream files only call the hooks below.
  */
 
 #ifndef VALKEY_TLS_OCSP_H
@@ -20,7 +20,7 @@
 /* The tls-ocsp-* directives, held in server.tls_ocsp_config. */
 typedef struct tlsOcspConfig {
     int enabled;              /* tls-ocsp-stapling */
-    int refresh_margin;       /* tls-ocsp-refresh-margin, percent of the validity window */
+    int refresh_margin;       /* tls-ocsp-refresh-margin, percent of the validity window (-10: "10%") */
     int retry_delay;          /* tls-ocsp-retry-delay, seconds */
     int response_timeout;     /* tls-ocsp-response-timeout, seconds per fetch */
     int max_refresh_interval; /* tls-ocsp-max-refresh-interval, seconds, 0 = no bound */
@@ -36,13 +36,11 @@ typedef struct tlsOcspConfig {
 #define TLS_OCSP_VERIFY_PEERS_OPTIONAL 1 /* A staple, if any, must be valid and not revoked. */
 #define TLS_OCSP_VERIFY_PEERS_YES 2      /* A valid, good staple is required. */
 
-#define TLS_OCSP_DEFAULT_REFRESH_MARGIN 10
-
-/* Config hooks: defaults the config table cannot set (initServerConfig), and
- * the table's validate / apply / special-config functions (config.c). */
+/* Config hooks: the table's validate / apply / special-config functions
+ * (config.c). tls-ocsp-proxy is special because CONFIG GET must not show
+ * its password (tls_ocsp_fetch.c). */
 struct standardConfig;
 struct rewriteConfigState;
-void tlsOcspInitConfig(void);
 int tlsOcspApplyStapling(const char **err);
 int tlsOcspApplyResponder(const char **err);
 int tlsOcspApplySchedule(const char **err);
@@ -51,9 +49,6 @@ int tlsOcspIsValidResponder(char *val, const char **err);
 int tlsOcspSetProxy(struct standardConfig *config, sds *argv, int argc, const char **err);
 sds tlsOcspGetProxy(struct standardConfig *config);
 void tlsOcspRewriteProxy(struct standardConfig *config, const char *name, struct rewriteConfigState *state);
-int tlsOcspSetRefreshMargin(struct standardConfig *config, sds *argv, int argc, const char **err);
-sds tlsOcspGetRefreshMargin(struct standardConfig *config);
-void tlsOcspRewriteRefreshMargin(struct standardConfig *config, const char *name, struct rewriteConfigState *state);
 
 /* TLS hooks (tls.c). A forward declaration of OpenSSL's SSL_CTX keeps type
  * checking without making every includer pull in OpenSSL. */

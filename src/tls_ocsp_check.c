@@ -72,23 +72,39 @@ static long long asn1TimeToMs(const ASN1_GENERALIZEDTIME *t) {
     return (long long)timegm(&tm) * 1000;
 }
 
-/* Signature (by the issuer in store, or a delegate it issued, found in the
- * response or in untrusted), the status for certid and well-formed times;
- * a response without nextUpdate is valid for no_next_update_validity. */
+OCSP_BASICRESP *ocspDecodeResponse(const unsigned char *der, size_t len, ocspError *err, char *detail, size_t detail_len) {
+    const unsigned char *p = der;
+    OCSP_RESPONSE *response = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
+    OCSP_BASICRESP *basic = NULL;
+    *err = OCSP_ERR_MALFORMED;
+    if (!response || p != der + len) {
+        snprintf(detail, detail_len, response ? "bytes after the response" : "not a DER OCSP response");
+    } else if (OCSP_response_status(response) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+        snprintf(detail, detail_len, "response status '%s'", OCSP_response_status_str(OCSP_response_status(response)));
+        *err = OCSP_ERR_RESPONDER_ERROR;
+    } else if (!(basic = OCSP_response_get1_basic(response))) {
+        snprintf(detail, detail_len, "no basic response inside");
+    } else {
+        *err = OCSP_ERR_NONE;
+    }
+    OCSP_RESPONSE_free(response);
+    return basic;
+}
+
+/* Signature (by the issuer in the trust store, or a delegate it issued,
+ * found in the response or among the untrusted certificates), the status for
+ * the certificate ID and well-formed times. */
 static ocspError checkSignatureAndStatus(OCSP_BASICRESP *basic,
-                                         STACK_OF(X509) * untrusted,
-                                         X509_STORE *store,
-                                         OCSP_CERTID *certid,
-                                         long long no_next_update_validity,
+                                         const ocspTrust *trust,
                                          ocspResponseInfo *info,
                                          char *detail,
                                          size_t detail_len) {
     ASN1_GENERALIZEDTIME *revoked_at = NULL, *this_update = NULL, *next_update = NULL;
-    if (OCSP_basic_verify(basic, untrusted, store, 0) <= 0) {
+    if (OCSP_basic_verify(basic, trust->untrusted, trust->store, 0) <= 0) {
         ERR_error_string_n(ERR_peek_last_error(), detail, detail_len);
         return OCSP_ERR_BAD_SIGNATURE;
     }
-    if (OCSP_resp_find_status(basic, certid, &info->cert_status, &info->revocation_reason, &revoked_at,
+    if (OCSP_resp_find_status(basic, trust->certid, &info->cert_status, &info->revocation_reason, &revoked_at,
                               &this_update, &next_update) != 1) {
         snprintf(detail, detail_len, "no status for the certificate in the response");
         return OCSP_ERR_WRONG_CERTIFICATE;
@@ -96,7 +112,7 @@ static ocspError checkSignatureAndStatus(OCSP_BASICRESP *basic,
     info->this_update = asn1TimeToMs(this_update);
     info->next_update = next_update ? asn1TimeToMs(next_update) : 0;
     info->revoked_at = revoked_at ? asn1TimeToMs(revoked_at) : 0;
-    info->expires = next_update ? info->next_update : info->this_update + no_next_update_validity;
+    info->expires = next_update ? info->next_update : info->this_update + trust->no_next_update_validity;
     if (!info->this_update || (next_update && !info->next_update)) {
         snprintf(detail, detail_len, "unreadable thisUpdate or nextUpdate");
         return OCSP_ERR_MALFORMED;
@@ -132,15 +148,11 @@ static ocspError checkValidity(const ocspResponseInfo *info, char *detail, size_
 /* Signature, status for certid, and validity now: everything a response
  * must pass before it is stapled or believed. */
 ocspError ocspCheckBasicResponse(OCSP_BASICRESP *basic,
-                                 STACK_OF(X509) * untrusted,
-                                 X509_STORE *store,
-                                 OCSP_CERTID *certid,
-                                 long long no_next_update_validity,
+                                 const ocspTrust *trust,
                                  ocspResponseInfo *info,
                                  char *detail,
                                  size_t detail_len) {
-    ocspError err =
-        checkSignatureAndStatus(basic, untrusted, store, certid, no_next_update_validity, info, detail, detail_len);
+    ocspError err = checkSignatureAndStatus(basic, trust, info, detail, detail_len);
     return err != OCSP_ERR_NONE ? err : checkValidity(info, detail, detail_len);
 }
 
@@ -258,34 +270,25 @@ static ocspError checkPeerStapleSignature(SSL *ssl,
     int keyed = verifiedStapleKey(der, der_len, leaf, issuer, chain, key);
     if (keyed && verifiedStapleFind(key, info)) return OCSP_ERR_NONE;
 
-    X509_STORE *store = X509_STORE_new();
-    OCSP_CERTID *certid = OCSP_cert_to_id(NULL, leaf, issuer);
-    const unsigned char *p = der;
-    OCSP_RESPONSE *response = d2i_OCSP_RESPONSE(NULL, &p, der_len);
+    ocspTrust trust = {
+        .untrusted = chain,
+        .store = X509_STORE_new(),
+        .certid = OCSP_cert_to_id(NULL, leaf, issuer),
+        .no_next_update_validity = OCSP_NO_NEXT_UPDATE_VALIDITY_MS,
+    };
     OCSP_BASICRESP *basic = NULL;
     ocspError err = OCSP_ERR_NONE;
-    if (!store || !certid || X509_STORE_add_cert(store, issuer) != 1) {
+    if (!trust.store || !trust.certid || X509_STORE_add_cert(trust.store, issuer) != 1) {
         snprintf(detail, detail_len, "out of memory");
         err = OCSP_ERR_INTERNAL;
-    } else if (!response || p != der + der_len) {
-        snprintf(detail, detail_len, "not a DER OCSP response");
-        err = OCSP_ERR_MALFORMED;
-    } else if (OCSP_response_status(response) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-        snprintf(detail, detail_len, "response status '%s'", OCSP_response_status_str(OCSP_response_status(response)));
-        err = OCSP_ERR_RESPONDER_ERROR;
-    } else if (!(basic = OCSP_response_get1_basic(response))) {
-        snprintf(detail, detail_len, "no basic response inside");
-        err = OCSP_ERR_MALFORMED;
-    } else {
-        X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
-        err = checkSignatureAndStatus(basic, chain, store, certid, OCSP_NO_NEXT_UPDATE_VALIDITY_MS, info, detail,
-                                      detail_len);
+    } else if ((basic = ocspDecodeResponse(der, (size_t)der_len, &err, detail, detail_len))) {
+        X509_STORE_set_flags(trust.store, X509_V_FLAG_PARTIAL_CHAIN);
+        err = checkSignatureAndStatus(basic, &trust, info, detail, detail_len);
         if (err == OCSP_ERR_NONE && keyed) verifiedStapleAdd(key, basic, issuer, chain, info);
     }
     OCSP_BASICRESP_free(basic);
-    OCSP_RESPONSE_free(response);
-    OCSP_CERTID_free(certid);
-    X509_STORE_free(store);
+    OCSP_CERTID_free(trust.certid);
+    X509_STORE_free(trust.store);
     return err;
 }
 
@@ -294,7 +297,7 @@ ocspError ocspCheckPeerStaple(SSL *ssl, int policy, ocspResponseInfo *info, char
     const unsigned char *der = NULL;
     long der_len = SSL_get_tlsext_status_ocsp_resp(ssl, &der);
     if (!der || der_len <= 0) {
-        if (policy == OCSP_PEER_POLICY_OPTIONAL) return OCSP_ERR_NONE;
+        if (policy == TLS_OCSP_VERIFY_PEERS_OPTIONAL) return OCSP_ERR_NONE;
         snprintf(detail, detail_len, "the peer stapled no OCSP response");
         return OCSP_ERR_NO_STAPLE;
     }
@@ -313,7 +316,7 @@ ocspError ocspCheckPeerStaple(SSL *ssl, int policy, ocspResponseInfo *info, char
         snprintf(detail, detail_len, "revoked at %s, reason: %s", when, OCSP_crl_reason_str(info->revocation_reason));
         err = OCSP_ERR_REVOKED;
     } else if (err == OCSP_ERR_NONE && info->cert_status != V_OCSP_CERTSTATUS_GOOD &&
-               policy == OCSP_PEER_POLICY_YES) {
+               policy == TLS_OCSP_VERIFY_PEERS_YES) {
         snprintf(detail, detail_len, "the responder does not know the certificate");
         err = OCSP_ERR_UNKNOWN_STATUS;
     }
@@ -377,9 +380,9 @@ int ocspToolRequestStatus(struct ssl_ctx_st *ctx, struct ssl_st *ssl, int policy
 
 #endif
 
-/* "optional" or "yes": the policy (1, 2); anything else: 0. */
+/* "optional" or "yes": the policy; anything else: TLS_OCSP_VERIFY_PEERS_NO. */
 int ocspToolParsePolicy(const char *value) {
-    if (!strcasecmp(value, "optional")) return 1;
-    if (!strcasecmp(value, "yes")) return 2;
-    return 0;
+    if (!strcasecmp(value, "optional")) return TLS_OCSP_VERIFY_PEERS_OPTIONAL;
+    if (!strcasecmp(value, "yes")) return TLS_OCSP_VERIFY_PEERS_YES;
+    return TLS_OCSP_VERIFY_PEERS_NO;
 }

@@ -14,6 +14,8 @@
 #ifndef VALKEY_TLS_OCSP_CHECK_H
 #define VALKEY_TLS_OCSP_CHECK_H
 
+#include "tls_ocsp.h" /* TLS_OCSP_VERIFY_PEERS_*: the policies. */
+
 #if defined(USE_OPENSSL) && USE_OPENSSL == 1 /* BUILD_YES */
 
 #include <openssl/ssl.h>
@@ -25,11 +27,6 @@
 #define OCSP_NO_NEXT_UPDATE_VALIDITY_MS (3600 * 1000LL)
 /* A short human-readable detail goes with every error into the log. */
 #define OCSP_DETAIL_LEN 256
-
-/* What a staple a peer sends must be: TLS_OCSP_VERIFY_PEERS_* in tls_ocsp.h,
- * --tls-ocsp-verify in the tools. */
-#define OCSP_PEER_POLICY_OPTIONAL 1 /* If there is one, valid and not revoked. */
-#define OCSP_PEER_POLICY_YES 2      /* There is one, valid and good. */
 
 /* Why a fetch, a setup or a check failed: one name each, for INFO, the log
  * and the tests. */
@@ -73,11 +70,19 @@ typedef struct ocspResponseInfo {
 
 long long ocspClockMs(void);
 void ocspFormatTime(long long ms, char *buf, size_t len);
+/* What a response is checked against. */
+typedef struct ocspTrust {
+    STACK_OF(X509) * untrusted;        /* May hold a delegated responder's certificate. */
+    X509_STORE *store;                 /* The issuer of the certificate asked about. */
+    OCSP_CERTID *certid;               /* The certificate asked about. */
+    long long no_next_update_validity; /* Given to a response without nextUpdate. */
+} ocspTrust;
+
+/* The basic response inside a DER OCSP response whose status is
+ * successful (to OCSP_BASICRESP_free), or NULL with *err and detail. */
+OCSP_BASICRESP *ocspDecodeResponse(const unsigned char *der, size_t len, ocspError *err, char *detail, size_t detail_len);
 ocspError ocspCheckBasicResponse(OCSP_BASICRESP *basic,
-                                 STACK_OF(X509) * untrusted,
-                                 X509_STORE *store,
-                                 OCSP_CERTID *certid,
-                                 long long no_next_update_validity,
+                                 const ocspTrust *trust,
                                  ocspResponseInfo *info,
                                  char *detail,
                                  size_t detail_len);

@@ -36,7 +36,8 @@ import re
 import subprocess
 import sys
 
-OUR_FILES = {"tls_ocsp.c", "tls_ocsp.h", "tls_ocsp_check.c", "tls_ocsp_check.h"}
+OUR_FILES = {"tls_ocsp%s.%s" % (part, ext)
+             for part in ("", "_check", "_fetch", "_peer", "_subject", "_worker") for ext in ("c", "h")}
 
 START = re.compile(r"(?:WARNING|ERROR): (ThreadSanitizer|AddressSanitizer|LeakSanitizer|"
                    r"UndefinedBehaviorSanitizer|MemorySanitizer): ?(.*)")
