@@ -36,11 +36,11 @@
  */
 
 #include "server.h"
+#include "tls_ocsp_fetch.h"
 
 #if defined(USE_OPENSSL) && USE_OPENSSL == 1 /* BUILD_YES */
 
 #include "tls_ocsp_check.h"
-#include "tls_ocsp_fetch.h"
 #include "tls_ocsp_peer.h"
 #include "tls_ocsp_subject.h"
 #include "tls_ocsp_worker.h"
@@ -742,6 +742,7 @@ static void startRunning(void) {
 }
 
 void tlsOcspCron(void) {
+    ocspProxyForgetReplaced();
     ocspPeerCron();
     if (!ocsp.running) startRunning();
     if (!server.tls_ocsp_config.enabled) return;
@@ -969,6 +970,7 @@ void tlsOcspSetupClientConnection(struct ssl_st *ssl) {
 }
 
 void tlsOcspCron(void) {
+    ocspProxyForgetReplaced();
 }
 
 void tlsOcspShutdown(void) {

@@ -160,7 +160,8 @@ int ocspUrlParse(const char *text, ocspUrl *url, int allow_userinfo, const char 
  * shown form (what CONFIG SET's rollback does with the getter's value, and
  * what an operator copying CONFIG GET does) means the value it was shown for. */
 
-/* The value tls-ocsp-proxy held before the last change, for a rollback. */
+/* The value tls-ocsp-proxy held before the last change, for CONFIG SET's
+ * rollback within the same command; forgotten at the next cron tick. */
 static char *proxy_replaced = NULL;
 
 /* Where the user information of an http:// URL ends (its last @), or NULL. */
@@ -244,6 +245,13 @@ int tlsOcspSetProxy(struct standardConfig *config, sds *argv, int argc, const ch
     zfree(proxy_replaced);
     proxy_replaced = replaced;
     return 1;
+}
+
+/* CONFIG SET is over (its rollback, if any, within the command that
+ * needed it): the replaced value stands for nothing any more. */
+void ocspProxyForgetReplaced(void) {
+    zfree(proxy_replaced);
+    proxy_replaced = NULL;
 }
 
 sds tlsOcspGetProxy(struct standardConfig *config) {

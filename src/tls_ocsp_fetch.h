@@ -35,6 +35,8 @@ int ocspUrlParse(const char *text, ocspUrl *url, int allow_userinfo, const char 
 void ocspUrlClear(ocspUrl *url);
 /* A proxy URL as CONFIG GET and the log show it: the password as ***. */
 sds ocspProxyRedacted(const char *proxy);
+/* From the cron: the value a CONFIG SET replaced is no longer needed. */
+void ocspProxyForgetReplaced(void);
 
 #if defined(USE_OPENSSL) && USE_OPENSSL == 1 /* BUILD_YES */
 

@@ -553,6 +553,15 @@ tags {tls ocsp external:skip} {
                 assert_equal $shown [r config get tls-ocsp-proxy]
                 assert_equal {tls-ocsp-retry-delay 1} [r config get tls-ocsp-retry-delay]
                 assert_equal user:s3cret [ocsps_refresh_credentials $proxy]
+                # The refused value is kept only for that command's rollback:
+                # its shown form means nothing afterwards.
+                wait_for_condition 50 100 {
+                    [catch {r config set tls-ocsp-proxy http://bob:***@127.0.0.1:$pport} err] &&
+                    [string match "*redacted*" $err]
+                } else {
+                    fail "http://bob:***@... still stands for the refused password: $err"
+                }
+                assert_equal $shown [r config get tls-ocsp-proxy]
 
                 # An operator copying CONFIG GET back: accepted, the real
                 # password kept.

@@ -545,7 +545,7 @@ tags {tls ocsp external:skip} {
             set long_url "http://127.0.0.1:1/[string repeat a 1006]"
             set long_proxy "http://u:[string repeat p 1004]@127.0.0.1:1"
             foreach {name value word} [list \
-                tls-ocsp-refresh-margin 101 {between 0 and 100} \
+                tls-ocsp-refresh-margin 101 {between -100 and 100} \
                 tls-ocsp-refresh-margin -1 {} \
                 tls-ocsp-refresh-margin 10%% {} \
                 tls-ocsp-refresh-margin abc {} \
@@ -582,7 +582,7 @@ tags {tls ocsp external:skip} {
             # Nothing changed: no setting, no fetch.
             assert_equal [list tls-ocsp-responder $::ocsp_url] [r config get tls-ocsp-responder]
             assert_equal {tls-ocsp-proxy {}} [r config get tls-ocsp-proxy]
-            assert_equal {tls-ocsp-refresh-margin 10%} [r config get tls-ocsp-refresh-margin]
+            assert_equal {tls-ocsp-refresh-margin 10} [r config get tls-ocsp-refresh-margin]
             assert_equal {tls-ocsp-retry-delay 1} [r config get tls-ocsp-retry-delay]
             assert_equal $::ocsp_url [ocsp_info responder]
             assert_equal $ok [ocsp_info fetches_ok]
@@ -595,7 +595,7 @@ tags {tls ocsp external:skip} {
             assert_equal 1024 [string length [lindex [r config get tls-ocsp-responder] 1]]
             assert_equal OK [r config set tls-ocsp-proxy "http://u:[string repeat p 1003]@127.0.0.1:1"]
             r config set tls-ocsp-refresh-margin 25
-            assert_equal {tls-ocsp-refresh-margin 25%} [r config get tls-ocsp-refresh-margin]
+            assert_equal {tls-ocsp-refresh-margin 25} [r config get tls-ocsp-refresh-margin]
             r config set tls-ocsp-refresh-margin 30%
             assert_equal {tls-ocsp-refresh-margin 30%} [r config get tls-ocsp-refresh-margin]
             r config set tls-ocsp-max-refresh-interval 1800
