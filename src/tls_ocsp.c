@@ -382,14 +382,8 @@ static mstime_t noNextUpdateValidity(void) {
 }
 
 /* Check a response about our certificate (tls_ocsp_subject.c). */
-static ocspError verifyResponse(const unsigned char *der,
-                                size_t len,
-                                ocspResponseInfo *info,
-                                unsigned char **staple_der,
-                                char *detail,
-                                size_t detail_len) {
-    return ocspSubjectVerifyResponse(ocsp.subject, der, len, noNextUpdateValidity(), info, staple_der, detail,
-                                     detail_len);
+static ocspError verifyResponse(const unsigned char *der, size_t len, ocspVerifiedResponse *out) {
+    return ocspSubjectVerifyResponse(ocsp.subject, der, len, noNextUpdateValidity(), out);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -502,41 +496,37 @@ static void fetchDone(void *privdata, const ocspHttpResult *result) {
     if (result->get_refused) ocsp.subject->post_only = true;
     ocspError err = result->err;
     const char *detail = result->detail;
-    char verify_detail[OCSP_DETAIL_LEN] = "";
-    ocspResponseInfo info = {0};
-    unsigned char *staple_der = NULL;
+    ocspVerifiedResponse verified = {0};
     if (err == OCSP_ERR_NONE) {
-        err = verifyResponse(result->body, result->body_len, &info, &staple_der, verify_detail,
-                             sizeof(verify_detail));
-        detail = verify_detail;
+        err = verifyResponse(result->body, result->body_len, &verified);
+        detail = verified.detail;
     }
     if (err != OCSP_ERR_NONE)
         recordFailure(err, detail, OCSP_SOURCE_RESPONDER);
     else
-        recordSuccess(&info, staple_der, OCSP_SOURCE_RESPONDER);
-    OPENSSL_free(staple_der);
+        recordSuccess(&verified.info, verified.der, OCSP_SOURCE_RESPONDER);
+    OPENSSL_free(verified.der);
 }
 
 /* Staple a response read from the cache file if it is still valid for our
  * certificate, and let the margin rule, not the restart, decide when to
  * fetch. */
 static void cacheLoadBytes(const char *path, const unsigned char *der, size_t len) {
-    char detail[OCSP_DETAIL_LEN] = "";
-    ocspResponseInfo info = {0};
-    unsigned char *staple_der = NULL;
-    ocspError err = verifyResponse(der, len, &info, &staple_der, detail, sizeof(detail));
+    ocspVerifiedResponse verified = {0};
+    ocspError err = verifyResponse(der, len, &verified);
     if (err != OCSP_ERR_NONE) {
-        serverLog(LL_NOTICE, "OCSP: ignoring the cache file %s: %s (%s)", path, ocsp_error_names[err], detail);
+        serverLog(LL_NOTICE, "OCSP: ignoring the cache file %s: %s (%s)", path, ocsp_error_names[err],
+                  verified.detail);
     } else {
-        publishResponse(&info, staple_der, OCSP_SOURCE_CACHE);
+        publishResponse(&verified.info, verified.der, OCSP_SOURCE_CACHE);
         recordAttempt(OCSP_OUTCOME_SUCCEEDED);
         char next[64];
         snprintf(next, sizeof(next), ", next refresh in %lld s", secondsUntilNextFetch());
         sds origin = sdscatfmt(sdsempty(), "the cache file %s", path);
-        logResponse(&info, "stapling", origin, next);
+        logResponse(&verified.info, "stapling", origin, next);
         sdsfree(origin);
     }
-    OPENSSL_free(staple_der);
+    OPENSSL_free(verified.der);
 }
 
 static void logNoCacheFile(const char *path, int error) {
@@ -618,17 +608,13 @@ static void responseFileChecked(ocspFileRead *check) {
     }
     ocsp.file_seen = check->stamp;
     ocsp.file_unreadable_logged = false;
-    char detail[OCSP_DETAIL_LEN] = "";
-    ocspResponseInfo info = {0};
-    unsigned char *staple_der = NULL;
-    ocspError err = verifyResponse((unsigned char *)check->data, sdslen(check->data), &info,
-                                   &staple_der, detail, sizeof(detail));
-    if (err != OCSP_ERR_NONE) {
-        recordFailure(err, detail, OCSP_SOURCE_FILE);
-    } else {
-        recordSuccess(&info, staple_der, OCSP_SOURCE_FILE);
-    }
-    OPENSSL_free(staple_der);
+    ocspVerifiedResponse verified = {0};
+    ocspError err = verifyResponse((unsigned char *)check->data, sdslen(check->data), &verified);
+    if (err != OCSP_ERR_NONE)
+        recordFailure(err, verified.detail, OCSP_SOURCE_FILE);
+    else
+        recordSuccess(&verified.info, verified.der, OCSP_SOURCE_FILE);
+    OPENSSL_free(verified.der);
     ocspFileReadFree(check);
 }
 

@@ -146,30 +146,29 @@ ocspError ocspSubjectVerifyResponse(const ocspSubject *s,
                                     const unsigned char *der,
                                     size_t der_len,
                                     long long no_next_update_validity,
-                                    ocspResponseInfo *info,
-                                    unsigned char **staple_der,
-                                    char *detail,
-                                    size_t detail_len) {
+                                    ocspVerifiedResponse *out) {
     ocspTrust trust = {
         .untrusted = s->chain,
         .store = s->store,
         .certid = s->certid,
         .no_next_update_validity = no_next_update_validity,
     };
+    char *detail = out->detail;
+    size_t detail_len = sizeof(out->detail);
     ocspError err = OCSP_ERR_NONE;
     int len = 0;
-    *staple_der = NULL;
+    out->der = NULL;
     OCSP_BASICRESP *basic = ocspDecodeResponse(der, der_len, &err, detail, detail_len);
     if (!basic) {
         /* detail says why */
-    } else if ((err = ocspCheckBasicResponse(basic, &trust, info, detail, detail_len)) != OCSP_ERR_NONE) {
+    } else if ((err = ocspCheckBasicResponse(basic, &trust, &out->info, detail, detail_len)) != OCSP_ERR_NONE) {
         /* detail says why */
     } else if (!trimCertificates(s, basic)) {
         snprintf(detail, detail_len, "cannot trim the certificates of the response");
         err = OCSP_ERR_INTERNAL;
     } else {
         OCSP_RESPONSE *trimmed = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, basic);
-        len = trimmed ? i2d_OCSP_RESPONSE(trimmed, staple_der) : -1;
+        len = trimmed ? i2d_OCSP_RESPONSE(trimmed, &out->der) : -1;
         OCSP_RESPONSE_free(trimmed);
         if (len <= 0) {
             snprintf(detail, detail_len, "cannot encode the response");
@@ -183,11 +182,11 @@ ocspError ocspSubjectVerifyResponse(const ocspSubject *s,
     OCSP_BASICRESP_free(basic);
     ERR_clear_error();
     if (err != OCSP_ERR_NONE) {
-        OPENSSL_free(*staple_der);
-        *staple_der = NULL;
+        OPENSSL_free(out->der);
+        out->der = NULL;
         return err;
     }
-    info->bytes = (size_t)len;
+    out->info.bytes = (size_t)len;
     return OCSP_ERR_NONE;
 }
 

@@ -35,16 +35,19 @@ void ocspSubjectFree(ocspSubject *s);
 /* The DER OCSP request for the certificate (OPENSSL_free it); its length, or
  * -1. */
 int ocspSubjectEncodeRequest(const ocspSubject *s, unsigned char **der);
-/* Decode, check and trim an answer. On OCSP_ERR_NONE *staple_der holds what
- * to staple (OPENSSL_free it) and info describes it; a response without
- * nextUpdate is valid for no_next_update_validity ms. */
+/* A response verified for the subject: what it says and what to staple. */
+typedef struct ocspVerifiedResponse {
+    ocspResponseInfo info;
+    unsigned char *der;           /* Trimmed, to staple; OPENSSL_free it. NULL unless verified. */
+    char detail[OCSP_DETAIL_LEN]; /* Why not, for the log. */
+} ocspVerifiedResponse;
+
+/* Decode, check and trim an answer into *out; a response without nextUpdate
+ * is valid for no_next_update_validity ms. */
 ocspError ocspSubjectVerifyResponse(const ocspSubject *s,
                                     const unsigned char *der,
                                     size_t der_len,
                                     long long no_next_update_validity,
-                                    ocspResponseInfo *info,
-                                    unsigned char **staple_der,
-                                    char *detail,
-                                    size_t detail_len);
+                                    ocspVerifiedResponse *out);
 
 #endif
