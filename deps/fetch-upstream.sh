@@ -69,31 +69,9 @@ fi
 [ -f "$cache" ] && { say "discarding the cached $cache: $why"; rm -f "$cache"; }
 note_tried "cached download $cache: $why"
 
-# The mirror this machine already uses for Debian itself, read from its own
-# apt configuration (one-line .list files and deb822 .sources files).
-debian_mirror() {
-    {
-        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-            [ -f "$f" ] || continue
-            sed -n 's/^[[:space:]]*deb\(-src\)\{0,1\}[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]*\)\{0,1\}\([^[:space:]]*\)[[:space:]]\{1,\}\([^[:space:]]*\).*/\3 \4/p' "$f"
-        done
-        for f in /etc/apt/sources.list.d/*.sources; do
-            [ -f "$f" ] || continue
-            awk '
-                function flush() { if (enabled && uris != "") { n = split(uris, u, " "); m = split(suites, s, " ");
-                    for (i = 1; i <= n; i++) for (j = 1; j <= m; j++) print u[i], s[j] } uris = ""; suites = ""; enabled = 1 }
-                BEGIN { enabled = 1 }
-                /^[[:space:]]*$/ { flush(); next }
-                tolower($1) == "uris:" { $1 = ""; uris = $0 }
-                tolower($1) == "suites:" { $1 = ""; suites = $0 }
-                tolower($1) == "enabled:" { enabled = (tolower($2) != "no") }
-                END { flush() }' "$f"
-        done
-    } | awk '$2 ~ /^(sid|unstable|testing|stable|oldstable|bullseye|bookworm|trixie|forky|duke)(-updates|-backports)?$/ { print $1; exit }'
-}
-
 apt_source() {
-    mirror=$(debian_mirror)
+    # The mirror this machine already uses, from its own apt configuration.
+    mirror=$("$top/deps/debian-mirror.sh" 2> /dev/null || true)
     if [ -z "$mirror" ]; then
         note_tried "apt-get source: no Debian mirror found in /etc/apt/sources.list{,.d/}"
         return 1
