@@ -3,6 +3,10 @@
 #
 #   utils/demo.sh                (make demo) show a stapled response, then stop
 #   utils/demo.sh --foreground   (make run)  keep the server up until Ctrl-C
+#   utils/demo.sh --bin DIR      valkey-server and valkey-cli from DIR instead of
+#                                build/valkey/src (utils/install-test.sh: PREFIX/bin)
+#   utils/demo.sh --dir DIR      the PKI, logs and data in DIR instead of build/demo
+#                                (emptied first; refused unless empty or a demo's)
 #
 # Starts an OCSP responder (tests/helpers/ocsp-responder.tcl) and valkey-server
 # with the example valkey.conf, both on 127.0.0.1 and free ports, waits until
@@ -14,21 +18,33 @@ set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 demo=$top/build/demo
-pki=$demo/pki
-server_bin=$top/build/valkey/src/valkey-server
-cli_bin=$top/build/valkey/src/valkey-cli
+bin=$top/build/valkey/src
 py=/usr/bin/python3
 wait_seconds=30
 
-foreground=no
-case "${1:-}" in
-"") ;;
---foreground) foreground=yes ;;
-*)
-    echo "usage: $0 [--foreground]" >&2
+usage() {
+    echo "usage: $0 [--foreground] [--bin DIR] [--dir DIR]" >&2
     exit 2
-    ;;
-esac
+}
+foreground=no
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --foreground) foreground=yes ;;
+    --bin)
+        [ $# -ge 2 ] || usage
+        bin=$(cd "$2" 2> /dev/null && pwd) || { echo "demo: no such directory: $2" >&2; exit 2; }
+        shift ;;
+    --dir)
+        [ $# -ge 2 ] || usage
+        case "$2" in /*) demo=$2 ;; *) demo=$(pwd)/$2 ;; esac
+        shift ;;
+    *) usage ;;
+    esac
+    shift
+done
+pki=$demo/pki
+server_bin=$bin/valkey-server
+cli_bin=$bin/valkey-cli
 
 say() { printf '%s\n' "$*"; }
 fail() {
@@ -104,8 +120,13 @@ now_ms() { date +%s%3N; }
 # The responder's port is part of the server certificate (its AIA OCSP URL),
 # so the PKI is made for a port first; if that port got taken meanwhile, the
 # responder cannot listen and the whole step is repeated with another one.
+# The work directory is ours to empty only if it is empty or a demo's.
+if [ -d "$demo" ] && [ -n "$(ls -A "$demo")" ] && [ ! -f "$demo/.ocsp-demo" ]; then
+    fail "$(show "$demo") is not empty and not a demo's directory: choose another --dir"
+fi
 rm -rf "$demo"
 mkdir -p "$demo"
+: > "$demo/.ocsp-demo"
 responder_pid=""
 for _ in 1 2 3; do
     rport=$(free_port)
@@ -140,6 +161,7 @@ say "OCSP stapling demo: Valkey $("$server_bin" --version | sed -n 's/.* v=\([^ 
 say "  PKI         $(show "$pki")/ (server certificate's OCSP URL: http://127.0.0.1:$rport/)"
 say "  responder   127.0.0.1:$rport (PID $responder_pid)"
 say "  server      127.0.0.1:$vport, TLS only, $(show "$top/valkey.conf") (PID $server_pid)"
+say "  binary      $(show "$server_bin")"
 
 cli() {
     "$cli_bin" -h 127.0.0.1 -p "$vport" --tls --cacert "$pki/ca.crt" \
@@ -244,7 +266,7 @@ fi
 
 d=$(show "$pki")
 cli_show=$(show "$top/src/valkey-cli")
-[ -x "$top/src/valkey-cli" ] || cli_show=$(show "$cli_bin")
+[ -x "$top/src/valkey-cli" ] && [ "$bin" = "$top/build/valkey/src" ] || cli_show=$(show "$cli_bin")
 say "The server is running (Ctrl-C stops it and the responder). Try:"
 say "  $cli_show -p $vport --tls --cacert $d/ca.crt --cert $d/client.crt --key $d/client.key info tls"
 say "  openssl s_client -connect 127.0.0.1:$vport -status -CAfile $d/ca.crt -cert $d/client.crt -key $d/client.key < /dev/null"
