@@ -3,6 +3,8 @@
 #   make                build upstream + patches/ + src/ with BUILD_TLS=yes
 #   make demo           build, then show a stapled OCSP response end to end
 #   make run            the demo, kept running in the foreground
+#   make install        install the patched server, valkey-cli, valkey-benchmark and
+#                       upstream's links into $(DESTDIR)$(PREFIX)/bin (PREFIX=/usr/local)
 #   make test           our tests and upstream's TLS/CONFIG/INFO tests, in TLS mode
 #   make test-sanitizers our tests under AddressSanitizer + UBSan (build/valkey-asan)
 #   make test-tsan      our tests under ThreadSanitizer with io-threads (build/valkey-tsan)
@@ -22,10 +24,11 @@ TREE := build/valkey
 BINARIES := valkey-server valkey-cli valkey-benchmark
 DIST := dist/valkey-$(VALKEY_VERSION)-ocsp-stapling.patch
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+PREFIX ?= /usr/local
 # mkreleasehdr.sh asks git for a SHA: keep it from finding this repository.
 UPSTREAM_MAKE = GIT_CEILING_DIRECTORIES=$(CURDIR)/build $(MAKE) -C $(TREE) BUILD_TLS=yes
 
-.PHONY: all build deps assemble demo run test test-sanitizers test-tsan fuzz fuzz-ocsp tree patches check-patches dist clean distclean
+.PHONY: all build deps assemble demo run install test test-sanitizers test-tsan fuzz fuzz-ocsp tree patches check-patches dist clean distclean
 
 all: build
 
@@ -46,6 +49,11 @@ demo: build
 
 run: build
 	@utils/demo.sh --foreground
+
+# Upstream's own install (its files, its links); it knows no DESTDIR, so
+# DESTDIR goes in front of its PREFIX.
+install: build
+	+@$(UPSTREAM_MAKE) install PREFIX="$(DESTDIR)$(PREFIX)"
 
 test: build
 	@utils/run-tests.sh
