@@ -8,6 +8,8 @@
 #   make test           our tests and upstream's TLS/CONFIG/INFO tests, in TLS mode
 #   make test-sanitizers our tests under AddressSanitizer + UBSan (build/valkey-asan)
 #   make test-tsan      our tests under ThreadSanitizer with io-threads (build/valkey-tsan)
+#   make test-openssl-1.1 our OCSP tests against OpenSSL 1.1.1 (Debian 11's, extracted
+#                       under build/; build/valkey-openssl-1.1)
 #   make fuzz           mutated responses through an ASan + UBSan server (FUZZ_COUNT=50000;
 #                       also: make fuzz-ocsp)
 #   make deps           install the Debian packages the build and tests need
@@ -28,7 +30,7 @@ PREFIX ?= /usr/local
 # mkreleasehdr.sh asks git for a SHA: keep it from finding this repository.
 UPSTREAM_MAKE = GIT_CEILING_DIRECTORIES=$(CURDIR)/build $(MAKE) -C $(TREE) BUILD_TLS=yes
 
-.PHONY: all build deps assemble demo run install test test-sanitizers test-tsan fuzz fuzz-ocsp tree patches check-patches dist clean distclean
+.PHONY: all build deps assemble demo run install test test-sanitizers test-tsan test-openssl-1.1 fuzz fuzz-ocsp tree patches check-patches dist clean distclean
 
 all: build
 
@@ -63,6 +65,9 @@ test-sanitizers: deps
 
 test-tsan: deps
 	@utils/test-sanitizers.sh thread
+
+test-openssl-1.1: deps
+	@utils/test-openssl-1.1.sh
 
 fuzz: deps
 	@utils/fuzz-ocsp.sh
