@@ -5,14 +5,17 @@
 #   VALKEY_SRC=<dir>       an upstream tree (not verified: for rebasing work)
 #   VALKEY_TARBALL=<file>  a tarball supplied by hand (verified)
 #   deps/<tarball>         a download cached by an earlier run (verified)
+#   the Debian pool        the tarball itself from the pin's VALKEY_POOL_DIR on
+#                          this machine's own mirror (a release whose source
+#                          package apt-get can no longer fetch)
 #   apt-get source         Debian's source package, through a private sources
 #                          list built from this machine's own mirror
 #   ../shared/upstream/    an offline copy, as a last resort (loudly)
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-conf="$top/deps/upstream.mk"
-pin() { sed -n "s/^$1 = //p" "$conf"; }
+# The selected release (VALKEY_VERSION): $conf, pin KEY.
+. "$top/deps/release.sh"
 name=$(pin VALKEY_TARBALL_NAME)
 sha=$(pin VALKEY_TARBALL_SHA256)
 size=$(pin VALKEY_TARBALL_SIZE)
@@ -107,7 +110,42 @@ apt_source() {
     return 0
 }
 
-if apt_source; then
+# The tarball itself, from the Debian pool of the machine's mirror.
+pool_download() {
+    pool=$(pin VALKEY_POOL_DIR)
+    [ -n "$pool" ] || return 1
+    mirror=$("$top/deps/debian-mirror.sh" 2> /dev/null || true)
+    if [ -z "$mirror" ]; then
+        note_tried "Debian pool: no Debian mirror found in /etc/apt/sources.list{,.d/}"
+        return 1
+    fi
+    url="$mirror/$pool/$name"
+    mkdir -p "$top/build"
+    part="$top/build/$name.part"
+    say "downloading $url"
+    if command -v curl > /dev/null 2>&1; then
+        curl -fsSL --retry 2 --max-time 600 -o "$part" "$url" || { note_tried "curl $url: failed"; rm -f "$part"; return 1; }
+    elif command -v wget > /dev/null 2>&1; then
+        wget -q -T 60 -O "$part" "$url" || { note_tried "wget $url: failed"; rm -f "$part"; return 1; }
+    else
+        note_tried "Debian pool: neither curl nor wget is installed"
+        return 1
+    fi
+    if ! verify "$part"; then
+        note_tried "$url: $why"
+        rm -f "$part"
+        return 1
+    fi
+    mv "$part" "$cache"
+}
+
+if pool_download; then
+    say "downloaded and verified $cache"
+    echo "tarball $cache"
+    exit 0
+fi
+
+if [ -z "$(pin VALKEY_POOL_DIR)" ] && apt_source; then
     say "downloaded and verified $cache"
     echo "tarball $cache"
     exit 0

@@ -8,9 +8,11 @@ set -eu
 # build: compiler, pkg-config, OpenSSL headers, patch; tests: the Tcl harness
 # with TLS and the openssl CLI (all the core tests need), plus gnutls-cli as a
 # second client and redis-py with its OCSP extras (tests using them skip
-# without them); git for `make tree`.
+# without them); git for `make tree`; xz-utils and curl for the 8.1.1 pin
+# (deps/upstream-8.1.1.mk: a .tar.xz, downloaded from the Debian pool).
 packages="gcc make libc6-dev pkg-config libssl-dev patch openssl tcl tcl-tls
-gnutls-bin python3 python3-redis python3-requests python3-openssl procps git"
+gnutls-bin python3 python3-redis python3-requests python3-openssl procps git
+xz-utils curl"
 [ "${1:-}" = "--dev" ] && packages="$packages clang-format-19"
 
 missing=""
