@@ -19,10 +19,36 @@
 #   make dist           write dist/valkey-<version>-ocsp-stapling.patch
 #
 # Upstream source: see deps/fetch-upstream.sh (VALKEY_SRC=, VALKEY_TARBALL=).
+#
+# Releases: deps/upstream.mk pins the default one (build/valkey, patches/series);
+# VALKEY_VERSION=8.1.1 selects another pinned one, deps/upstream-8.1.1.mk, for
+# every target above (its tree build/valkey-8.1.1, its series patches/8.1/series).
+# Without VALKEY_VERSION, make check-patches and make dist cover every pinned
+# release, one patch each in dist/.
 
-include deps/upstream.mk
-
+VALKEY_DEFAULT_VERSION := $(shell sed -n 's/^VALKEY_VERSION = //p' deps/upstream.mk)
+VALKEY_RELEASES := $(VALKEY_DEFAULT_VERSION) $(patsubst deps/upstream-%.mk,%,$(wildcard deps/upstream-*.mk))
+# The scripts read it from the environment (deps/release.sh).
+VALKEY_VERSION ?= $(VALKEY_DEFAULT_VERSION)
+export VALKEY_VERSION
+ifeq ($(VALKEY_VERSION),$(VALKEY_DEFAULT_VERSION))
 TREE := build/valkey
+PIN := deps/upstream.mk
+else
+TREE := build/valkey-$(VALKEY_VERSION)
+PIN := deps/upstream-$(VALKEY_VERSION).mk
+ifeq ($(wildcard $(PIN)),)
+$(error VALKEY_VERSION=$(VALKEY_VERSION): no pin $(PIN); pinned: $(VALKEY_RELEASES))
+endif
+endif
+PATCHES := $(shell sed -n 's/^VALKEY_PATCHES = //p' $(PIN))
+# Given on the command line (or in the environment), one release; else all.
+ifeq ($(origin VALKEY_VERSION),file)
+SELECTED_RELEASES := $(VALKEY_RELEASES)
+else
+SELECTED_RELEASES := $(VALKEY_VERSION)
+endif
+
 BINARIES := valkey-server valkey-cli valkey-benchmark
 DIST := dist/valkey-$(VALKEY_VERSION)-ocsp-stapling.patch
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
@@ -44,7 +70,7 @@ assemble: deps
 # Without -j from the caller, use every core.
 build: assemble
 	+@case "$$MAKEFLAGS" in *j*) j="";; *) j="-j$(JOBS)";; esac; $(UPSTREAM_MAKE) $$j
-	@for b in $(BINARIES); do [ -L src/$$b ] || ln -sfn ../$(TREE)/src/$$b src/$$b; done
+	@[ "$(TREE)" != build/valkey ] || for b in $(BINARIES); do [ -L src/$$b ] || ln -sfn ../$(TREE)/src/$$b src/$$b; done
 
 demo: build
 	@utils/demo.sh
@@ -81,12 +107,12 @@ patches:
 	@utils/patchset.sh patches
 
 check-patches: deps
-	+@utils/patchset.sh check
+	+@for v in $(SELECTED_RELEASES); do VALKEY_VERSION=$$v utils/patchset.sh check || exit 1; done
 
-dist: $(DIST)
+dist: $(foreach v,$(SELECTED_RELEASES),dist/valkey-$(v)-ocsp-stapling.patch)
 
-$(DIST): patches/series $(wildcard patches/*.patch) $(shell git ls-files src tests 2>/dev/null) utils/patchset.sh
-	@utils/patchset.sh dist $@
+dist/valkey-%-ocsp-stapling.patch: $(wildcard patches/series patches/*.patch patches/*/series patches/*/*.patch) $(shell git ls-files src tests 2>/dev/null) utils/patchset.sh
+	@VALKEY_VERSION=$* utils/patchset.sh dist $@
 
 clean:
 	-@[ -d $(TREE) ] && $(UPSTREAM_MAKE) clean > /dev/null || true

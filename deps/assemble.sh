@@ -1,6 +1,8 @@
 #!/bin/sh
 # Assemble the Valkey tree in build/valkey: pristine upstream + patches/series
-# + links to this repository's own src/ and tests/ files.
+# + links to this repository's own src/ and tests/ files. With VALKEY_VERSION
+# set to another pinned release (deps/upstream-<version>.mk), its tree
+# build/valkey-<version> from its own series (patches/8.1/series for 8.1.1).
 #
 #   deps/assemble.sh            assemble when needed, then refresh the links
 #   deps/assemble.sh links      only refresh the links
@@ -13,22 +15,24 @@
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
+# The selected release (VALKEY_VERSION): $conf, $patches_dir, $release_tree.
+. "$top/deps/release.sh"
 # VALKEY_TREE: another tree to assemble the same way (the sanitizer builds).
-tree="${VALKEY_TREE:-$top/build/valkey}"
+tree="${VALKEY_TREE:-$release_tree}"
 stamp_name=.ocsp-patchset-stamp
-topdir=$(sed -n 's/^VALKEY_TOPDIR = //p' "$top/deps/upstream.mk")
+topdir=$(pin VALKEY_TOPDIR)
 
 say() { echo "assemble: $*" >&2; }
 
-series() { grep -v '^[[:space:]]*\(#.*\)\{0,1\}$' "$top/patches/series"; }
+series() { grep -v '^[[:space:]]*\(#.*\)\{0,1\}$' "$patches_dir/series"; }
 
 # What the tree is made of; VALKEY_TARBALL is verified, so it is the pin too.
 patchset_id() {
     {
-        if [ -n "${VALKEY_SRC:-}" ]; then echo "dir $(cd "$VALKEY_SRC" && pwd)"; else sed -n 's/^VALKEY_TARBALL_SHA256 = //p' "$top/deps/upstream.mk"; fi
+        if [ -n "${VALKEY_SRC:-}" ]; then echo "dir $(cd "$VALKEY_SRC" && pwd)"; else pin VALKEY_TARBALL_SHA256; fi
         for p in $(series); do
             echo "$p"
-            cat "$top/patches/$p"
+            cat "$patches_dir/$p"
         done
     } | sha256sum | cut -d' ' -f1
 }
@@ -40,7 +44,7 @@ unpack_pristine() {
     mkdir -p "$1"
     case "$src" in
     "tarball "*)
-        tar -xzf "${src#tarball }" -C "$1" --strip-components=1 "$topdir/" ;;
+        tar -xf "${src#tarball }" -C "$1" --strip-components=1 "$topdir/" ;;
     "dir "*)
         (cd "${src#dir }" && tar --exclude=.git -cf - .) | tar -xf - -C "$1" ;;
     esac
@@ -51,8 +55,8 @@ unpack_and_patch() {
     dest=$1
     unpack_pristine "$dest"
     for p in $(series); do
-        if ! patch -d "$dest" -p1 --batch --forward --quiet --no-backup-if-mismatch -i "$top/patches/$p" >&2; then
-            say "patch $p FAILED to apply (patches/series order); nothing was assembled"
+        if ! patch -d "$dest" -p1 --batch --forward --quiet --no-backup-if-mismatch -i "$patches_dir/$p" >&2; then
+            say "patch $p FAILED to apply (${patches_dir#"$top"/}/series order); nothing was assembled"
             return 1
         fi
     done

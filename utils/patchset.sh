@@ -6,17 +6,23 @@
 #   utils/patchset.sh check       apply the series to pristine upstream, build after
 #                                 each patch, and check the combined patch applies
 #   utils/patchset.sh dist FILE   write the combined patch (hooks + our files)
+# Each works on the release VALKEY_VERSION selects (deps/release.sh): by
+# default deps/upstream.mk's, with patches/series and build/valkey; for
+# another pin deps/upstream-<version>.mk, its VALKEY_PATCHES directory
+# (patches/8.1 for 8.1.1) and build/valkey-<version>.
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-tree="$top/build/valkey"
-version=$(sed -n 's/^VALKEY_VERSION = //p' "$top/deps/upstream.mk")
+. "$top/deps/release.sh"
+tree="$release_tree"
+tree_name=${tree#"$top"/}
+patches_name=${patches_dir#"$top"/}
 jobs=$(nproc 2> /dev/null || echo 1)
 
 say() { echo "patchset: $*" >&2; }
 die() { say "$*"; exit 1; }
 pristine() { "$top/deps/assemble.sh" pristine "$1"; }
-series() { grep -v '^[[:space:]]*\(#.*\)\{0,1\}$' "$top/patches/series"; }
+series() { grep -v '^[[:space:]]*\(#.*\)\{0,1\}$' "$patches_dir/series"; }
 
 # Fixed identity and dates: commits, and so exports, are the same every time.
 tree_git() {
@@ -34,13 +40,13 @@ strip_index() { sed '/^index [0-9a-f]\{7,\}\.\.[0-9a-f]\{7,\}/d'; }
 
 cmd_tree() {
     if tree_git rev-parse -q --verify upstream > /dev/null 2>&1; then
-        say "build/valkey is already a git tree"
+        say "$tree_name is already a git tree"
         return
     fi
     rm -rf "$tree/.git" # the empty repository assemble.sh leaves
     work="$top/build/tree.tmp"
     # Pristine upstream first, then each patch: commits on a scratch tree whose
-    # .git then moves into build/valkey, which already holds the same files.
+    # .git then moves into the tree, which already holds the same files.
     pristine "$work"
     GIT_CEILING_DIRECTORIES="$top/build" git -C "$work" init -q
     git -C "$work" config status.showUntrackedFiles no
@@ -49,16 +55,16 @@ cmd_tree() {
     tree_w commit -q -m "Valkey $version (pristine upstream)"
     tree_w tag upstream
     for p in $(series); do
-        patch -d "$work" -p1 --batch --forward --quiet --no-backup-if-mismatch -i "$top/patches/$p" ||
+        patch -d "$work" -p1 --batch --forward --quiet --no-backup-if-mismatch -i "$patches_dir/$p" ||
             die "patch $p failed to apply"
         tree_w add -A
-        patch_header "$top/patches/$p" | tree_w commit -q -F -
+        patch_header "$patches_dir/$p" | tree_w commit -q -F -
     done
     mv "$work/.git" "$tree/.git"
     rm -rf "$work"
     tree_git reset -q
-    say "build/valkey is a git tree: tag 'upstream' + $(series | wc -l) patch commits."
-    say "Edit and commit (or rebase) there, then run: make patches"
+    say "$tree_name is a git tree: tag 'upstream' + $(series | wc -l) patch commits."
+    say "Edit and commit (or rebase) there, then run: make patches${VALKEY_VERSION:+ VALKEY_VERSION=$VALKEY_VERSION}"
 }
 
 # A file name from a subject: lower case words, cut at a word under 50 chars.
@@ -72,8 +78,8 @@ slug() {
 }
 
 cmd_patches() {
-    tree_git rev-parse -q --verify upstream > /dev/null 2>&1 || die "build/valkey is not a git tree: run make tree first"
-    [ -z "$(tree_git status --porcelain)" ] || die "build/valkey has uncommitted changes: commit them first"
+    tree_git rev-parse -q --verify upstream > /dev/null 2>&1 || die "$tree_name is not a git tree: run make tree first"
+    [ -z "$(tree_git status --porcelain)" ] || die "$tree_name has uncommitted changes: commit them first"
     new="$top/build/patches.tmp"
     rm -rf "$new"
     mkdir -p "$new"
@@ -89,10 +95,11 @@ cmd_patches() {
         } > "$new/$name"
         echo "$name" >> "$new/series"
     done
-    for p in $(series); do rm -f "$top/patches/$p"; done
-    mv "$new"/* "$top/patches/"
+    mkdir -p "$patches_dir"
+    if [ -f "$patches_dir/series" ]; then for p in $(series); do rm -f "$patches_dir/$p"; done; fi
+    mv "$new"/* "$patches_dir/"
     rm -rf "$new"
-    say "wrote $n patches to patches/ (see git diff patches/)"
+    say "wrote $n patches to $patches_name/ (see git diff $patches_name/)"
 }
 
 cmd_dist() {
@@ -100,13 +107,13 @@ cmd_dist() {
     mkdir -p "$(dirname "$out")"
     tmp="$out.tmp"
     {
-        echo "OCSP stapling for Valkey $version: the hook patches of patches/series,"
+        echo "OCSP stapling for Valkey $version: the hook patches of $patches_name/series,"
         echo "then the new files. Apply in a pristine Valkey $version tree with patch -p1"
         echo "(or git apply), then build with: make BUILD_TLS=yes"
         echo
         for p in $(series); do
             echo "Patch $p:"
-            cat "$top/patches/$p"
+            cat "$patches_dir/$p"
             echo
         done
         (cd "$top" && git ls-files src tests) | while read -r f; do
@@ -125,7 +132,7 @@ check_dist() {
 }
 
 cmd_check() {
-    work="$top/build/check"
+    work="$top/build/check-$version"
     pristine "$work"
     cp -R "$work" "$work.pristine"
     # Our new files first (the first hook compiles them), then patch by patch.
@@ -134,7 +141,7 @@ cmd_check() {
         cp "$top/$f" "$work/$f"
     done
     for p in $(series); do
-        patch -d "$work" -p1 --batch --forward --quiet --no-backup-if-mismatch -i "$top/patches/$p" ||
+        patch -d "$work" -p1 --batch --forward --quiet --no-backup-if-mismatch -i "$patches_dir/$p" ||
             die "$p does not apply"
         say "$p applies; building"
         GIT_CEILING_DIRECTORIES="$top/build" make -C "$work" -j"$jobs" BUILD_TLS=yes > "$work.log" 2>&1 ||
@@ -159,7 +166,7 @@ patches) cmd_patches ;;
 check) cmd_check ;;
 dist)
     cmd_dist "$2"
-    check_tmp="$top/build/dist-check"
+    check_tmp="$top/build/dist-check-$version"
     pristine "$check_tmp"
     check_dist "$(cd "$(dirname "$2")" && pwd)/$(basename "$2")" "$check_tmp"
     rm -rf "$check_tmp"
