@@ -38,6 +38,12 @@
 #include "server.h"
 #include "tls_ocsp_fetch.h"
 
+/* Valkey 8.1 (VALKEY_VERSION=8.1.1): a robj's value is its ptr field; 9.0
+ * made it private behind objectGetVal(). */
+#if VALKEY_VERSION_NUM < 0x00090000
+#define objectGetVal(o) ((o)->ptr)
+#endif
+
 #if defined(USE_OPENSSL) && USE_OPENSSL == 1 /* BUILD_YES */
 
 #include "tls_ocsp_check.h"
