@@ -544,3 +544,28 @@ proc ocsp_benchmark {port cacert args} {
     }
     return [list $status $out]
 }
+
+# Whether the server under test knows the directive NAME (Valkey 8.1, which
+# VALKEY_VERSION=8.1.1 builds, has no tls-auto-reload-interval): a directive's
+# name is a string in the server binary, so no server needs to start.
+proc ocsp_server_has_config {name} {
+    if {![info exists ::ocsp_has_config($name)]} {
+        set f [open src/valkey-server rb]
+        set ::ocsp_has_config($name) [expr {[string first "\0$name\0" [read $f]] >= 0}]
+        close $f
+    }
+    return $::ocsp_has_config($name)
+}
+
+# A test of a directive only newer releases have: where the server does not
+# know it, the test is reported as skipped ([skip], saying why) instead of
+# run. Valkey 8.1's harness has no skip, so this is decided before the test.
+#   ocsp_test_needs_config tls-auto-reload-interval {name} {body} ?tags?
+proc ocsp_test_needs_config {config name code args} {
+    if {![ocsp_server_has_config $config]} {
+        incr ::num_skipped
+        send_data_packet $::test_server_fd skip "$name: this server (src/valkey-server --version: [exec src/valkey-server --version]) has no $config"
+        return
+    }
+    uplevel 1 [list test $name $code {*}$args]
+}
