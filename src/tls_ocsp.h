@@ -15,7 +15,12 @@
 #ifndef VALKEY_TLS_OCSP_H
 #define VALKEY_TLS_OCSP_H
 
+/* Valkey 8.1's valkey-cli and valkey-benchmark (through tls_ocsp_check.h)
+ * use hiredis' sds, whose sdscompat.h makes the sds names macros for its
+ * own: the server's sds.h would clash there, and they need none of it. */
+#ifndef sdslen
 #include "sds.h"
+#endif
 
 /* The tls-ocsp-* directives, held in server.tls_ocsp_config. */
 typedef struct tlsOcspConfig {
