@@ -150,7 +150,7 @@ proc ocsps_response {name path args} {
 
 # The io-threads variants: {suffix overrides} pairs.
 proc ocsps_variants {} {
-    return [list {} {} { (io-threads)} {io-threads 2 io-threads-always-active yes}]
+    return [list {} {} { (io-threads)} [ocsp_io_threads_config]]
 }
 
 # ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ tags {tls ocsp repl external:skip} {
     # ocsp_peers_options): "server" uses the server context for outgoing
     # connections, "client" the separate client context. EXTRA: more
     # overrides for all four (io-threads on both sides).
-    set threads {io-threads 2 io-threads-always-active yes}
+    set threads [ocsp_io_threads_config]
     foreach {policy client_cert extra} [list yes server {} yes client $threads optional client {} no server {}] {
         set variant [expr {$extra eq {} ? "$client_cert context" : "$client_cert context, io-threads"}]
         test "OCSP peers: a replica with tls-ocsp-verify-peers $policy ($variant) and good, revoked, unstapled primaries" {
@@ -347,7 +347,7 @@ tags {tls ocsp repl external:skip} {
     # from a primary to one that staples nothing. IO threads on the replica.
     test "OCSP peers: CONFIG SET of the policy and the CA file during a stream of outgoing connections" {
         ocsp_reset
-        set threads {io-threads 2 io-threads-always-active yes}
+        set threads [ocsp_io_threads_config]
         start_server [list overrides [ocsp_server_config server]] {
         start_server [list overrides [ocsp_server_config server2 {tls-ocsp-stapling no}]] {
         start_server [ocsp_peers_options server3 optional client $threads] {

@@ -799,7 +799,7 @@ tags {tls ocsp external:skip} {
 
     test {OCSP: with io-threads the staple is the same, and the cluster bus staples too} {
         ocsp_reset
-        set overrides {io-threads 2 io-threads-always-active yes cluster-enabled yes}
+        set overrides [concat [ocsp_io_threads_config] {cluster-enabled yes}]
         start_server [list tags {singledb} overrides [ocsp_server_config server $overrides]] {
             set port [srv 0 port]
             ocsp_wait_status good
