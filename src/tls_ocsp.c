@@ -726,10 +726,14 @@ static void maybeFetchNow(void) {
 }
 
 /* Once, when the event loop first runs: the temporary files a server killed
- * while writing its cache file left behind go. */
+ * while writing its cache file left behind go. Only a server that serves TLS
+ * from the start (as server.c configures it) staples and so writes that
+ * file: a server without TLS queues no background work at all (on Valkey
+ * 8.1 the worker is a thread of its own, started by the first job). */
 static void startRunning(void) {
     ocsp.running = true;
-    sds path = server.tls_ocsp_config.enabled ? cacheFilePath() : NULL;
+    bool tls = server.tls_port || server.tls_replication || server.tls_cluster;
+    sds path = server.tls_ocsp_config.enabled && tls ? cacheFilePath() : NULL;
     if (path) ocspWorkerRemoveLeftovers(path);
 }
 
