@@ -549,12 +549,20 @@ proc ocsp_benchmark {port cacert args} {
 # VALKEY_VERSION=8.1.1 builds, has no tls-auto-reload-interval): a directive's
 # name is a string in the server binary, so no server needs to start.
 proc ocsp_server_has_config {name} {
-    if {![info exists ::ocsp_has_config($name)]} {
+    if {![info exists ::ocsp_has_string($name)]} {
         set f [open src/valkey-server rb]
-        set ::ocsp_has_config($name) [expr {[string first "\0$name\0" [read $f]] >= 0}]
+        set ::ocsp_has_string($name) [expr {[string first "\0$name\0" [read $f]] >= 0}]
         close $f
     }
-    return $::ocsp_has_config($name)
+    return $::ocsp_has_string($name)
+}
+
+# The OCSP threads a server runs once it has stapled: the resolver, and on
+# Valkey 8.1 (no TLS-reload bio worker to share) the bio_tls_ocsp worker its
+# first file job started.
+proc ocsp_expected_threads {} {
+    if {[ocsp_server_has_config bio_tls_ocsp]} { return {bio_tls_ocsp ocsp_resolver} }
+    return ocsp_resolver
 }
 
 # A test of a directive only newer releases have: where the server does not
