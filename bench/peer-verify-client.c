@@ -7,7 +7,7 @@
  *
  * Built together with src/tls_ocsp_check.c (-DUSE_OPENSSL=1), so the check is
  * the very code valkey-server runs on its outgoing connections and valkey-cli
- * runs for --tls-ocsp-verify yes: ocspCheckPeerStaple(ssl, OCSP_PEER_POLICY_YES)
+ * runs for --tls-ocsp-verify yes: ocspCheckPeerStaple(ssl, TLS_OCSP_VERIFY_PEERS_YES)
  * in the status callback, the handshake failing unless it returns
  * OCSP_ERR_NONE (as tls_ocsp.c's peerStatusCallback does).
  *
@@ -161,7 +161,7 @@ static SSL *handshake(int port, int mode, int count_wire, int keep, int *fd_out)
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), "127.0.0.1");
     if (mode == VERIFY) {
         /* tls_ocsp.c's tlsOcspSetupClientConnection for policy yes */
-        SSL_set_ex_data(ssl, policy_index, (void *)(intptr_t)OCSP_PEER_POLICY_YES);
+        SSL_set_ex_data(ssl, policy_index, (void *)(intptr_t)TLS_OCSP_VERIFY_PEERS_YES);
         SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp);
     }
     if (count_wire) {
@@ -248,7 +248,7 @@ typedef struct {
 static void step_check(timingCtx *t) {
     ocspResponseInfo info = {0};
     char detail[OCSP_DETAIL_LEN];
-    if (ocspCheckPeerStaple(t->ssl, OCSP_PEER_POLICY_YES, &info, detail, sizeof(detail)) != OCSP_ERR_NONE)
+    if (ocspCheckPeerStaple(t->ssl, TLS_OCSP_VERIFY_PEERS_YES, &info, detail, sizeof(detail)) != OCSP_ERR_NONE)
         die("ocspCheckPeerStaple failed after the handshake");
 }
 
