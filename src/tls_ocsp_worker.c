@@ -207,6 +207,13 @@ static void removeLeftoverTemporaryFiles(const char *path) {
  * temporary name is new (mkostemp opens it O_EXCL), so nothing planted at a
  * predictable name (a symlink, a hard link, a FIFO) is written through. */
 static int writeFileAtomically(const char *path, const unsigned char *data, size_t len) {
+    /* The rename would replace whatever has the name: never a device, a FIFO
+     * or a directory someone pointed the setting at. */
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+        errno = ENOTSUP;
+        return 0;
+    }
     sds tmp = sdscat(sdsnew(path), ".tmp-XXXXXX");
     int fd = mkostemp(tmp, O_CLOEXEC);
     int ok = fd != -1 && fchmod(fd, 0644) == 0;
@@ -279,7 +286,7 @@ void tlsOcspBackgroundJob(void) {
         if (!writeFileAtomically(write->path, write->data, write->len)) {
             atomic_fetch_add_explicit(&write_failures, 1, memory_order_relaxed);
             serverLog(LL_WARNING, "OCSP: cannot write the cache file %s: %s; stapling is unaffected", write->path,
-                      strerror(errno));
+                      errno == ENOTSUP ? "it exists and is not a regular file" : strerror(errno));
         }
         fileWriteFree(write);
     }

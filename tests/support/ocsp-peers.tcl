@@ -74,7 +74,7 @@ proc ocsp_peers_wait_refused {level reason port failed} {
         [ocsp_info peer_checks_failed $level] > $failed &&
         [ocsp_info peer_last_failure $level] eq "$reason 127.0.0.1:$port"
     } else {
-        fail "no refusal '$reason 127.0.0.1:$port' (checks failed [ocsp_info peer_checks_failed $level], last failure '[ocsp_info peer_last_failure $level]')"
+        fail "no refusal '$reason 127.0.0.1:$port' (master_link_status [ocsp_peers_link $level], checks ok [ocsp_info peer_checks_ok $level], failed [ocsp_info peer_checks_failed $level], last failure '[ocsp_info peer_last_failure $level]')"
     }
 }
 
@@ -170,12 +170,7 @@ proc ocsp_peers_unknown_response {name file} {
 # at least 2 more refusals (it keeps retrying) with its primary link down at
 # every sample.
 proc ocsp_peers_wait_stays_refused {level reason port failed} {
-    wait_for_condition 100 100 {
-        [ocsp_info peer_checks_failed $level] > $failed &&
-        [ocsp_info peer_last_failure $level] eq "$reason 127.0.0.1:$port"
-    } else {
-        fail "no refusal '$reason 127.0.0.1:$port' (master_link_status [ocsp_peers_link $level], checks ok [ocsp_info peer_checks_ok $level], failed [ocsp_info peer_checks_failed $level], last failure '[ocsp_info peer_last_failure $level]')"
-    }
+    ocsp_peers_wait_refused $level $reason $port $failed
     set failed [ocsp_info peer_checks_failed $level]
     set deadline [expr {[clock milliseconds] + 10000}]
     while {[ocsp_info peer_checks_failed $level] < $failed + 2 && [clock milliseconds] < $deadline} {
