@@ -10,6 +10,8 @@
 #   make test-tsan      our tests under ThreadSanitizer with io-threads (build/valkey-tsan)
 #   make test-openssl-1.1 our OCSP tests against OpenSSL 1.1.1 (Debian 11's, extracted
 #                       under build/; build/valkey-openssl-1.1)
+#   make test-tls-module our OCSP tests with TLS built as a module (BUILD_TLS=module:
+#                       valkey-tls.so; build/valkey-tls-module)
 #   make fuzz           mutated responses through an ASan + UBSan server (FUZZ_COUNT=50000;
 #                       also: make fuzz-ocsp)
 #   make deps           install the Debian packages the build and tests need
@@ -56,7 +58,7 @@ PREFIX ?= /usr/local
 # mkreleasehdr.sh asks git for a SHA: keep it from finding this repository.
 UPSTREAM_MAKE = GIT_CEILING_DIRECTORIES=$(CURDIR)/build $(MAKE) -C $(TREE) BUILD_TLS=yes
 
-.PHONY: all build deps assemble demo run install test test-sanitizers test-tsan test-openssl-1.1 fuzz fuzz-ocsp tree patches check-patches dist clean distclean
+.PHONY: all build deps assemble demo run install test test-sanitizers test-tsan test-openssl-1.1 test-tls-module fuzz fuzz-ocsp tree patches check-patches dist clean distclean
 
 all: build
 
@@ -94,6 +96,9 @@ test-tsan: deps
 
 test-openssl-1.1: deps
 	@utils/test-openssl-1.1.sh
+
+test-tls-module: deps
+	@utils/test-tls-module.sh
 
 fuzz: deps
 	@utils/fuzz-ocsp.sh

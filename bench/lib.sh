@@ -11,12 +11,20 @@
 #                                         on a machine with >= 2 CPUs; set
 #                                         both to "" to disable pinning)
 #   BENCH_KEEP=1                          keep $WORK (logs) after the run
+#   BENCH_TREE=build/valkey-tls-module    the binaries of another tree (default
+#                                         src/, which is build/valkey's); when
+#                                         it holds valkey-tls.so (a
+#                                         BUILD_TLS=module build), every server
+#                                         loads it
 
 set -euo pipefail
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SERVER_BIN=$TOP/src/valkey-server
-CLI_BIN=$TOP/src/valkey-cli
+BIN_DIR=$TOP/${BENCH_TREE:+$BENCH_TREE/}src
+SERVER_BIN=$BIN_DIR/valkey-server
+CLI_BIN=$BIN_DIR/valkey-cli
+# Extra server arguments: --loadmodule valkey-tls.so for a module build.
+SERVER_MODULE_ARGS=()
 PYTHON=/usr/bin/python3
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/valkey-bench.XXXXXX")
@@ -164,7 +172,7 @@ start_server() {
         --tls-cert-file "$PKI/server-chain.pem" --tls-key-file "$PKI/server.key" \
         --tls-ca-cert-file "$PKI/ca-bundle.crt" --tls-auth-clients no \
         --daemonize no --save '' --appendonly no --enable-protected-configs local \
-        --dir "$WORK/$name" --logfile "$WORK/$name/valkey.log" "$@" &
+        --dir "$WORK/$name" --logfile "$WORK/$name/valkey.log" "${SERVER_MODULE_ARGS[@]}" "$@" &
     SERVER_PID=$!
     STARTED_PIDS+=("$SERVER_PID")
     wait_until 20 "valkey-server $name on port $port" server_up "$port" "$SERVER_PID"
@@ -209,4 +217,9 @@ check_prereqs() {
         sed -n 's/.*v=\([^ ]*\).*/\1/p'), sha256 $(sha256sum "$WORK/valkey-server" | cut -c1-12))"
     SERVER_BIN=$WORK/valkey-server
     CLI_BIN=$WORK/valkey-cli
+    if [ -f "$BIN_DIR/valkey-tls.so" ]; then
+        cp "$BIN_DIR/valkey-tls.so" "$WORK/valkey-tls.so"
+        SERVER_MODULE_ARGS=(--loadmodule "$WORK/valkey-tls.so")
+        log "TLS as a module: the servers load a copy of ${BIN_DIR#"$TOP"/}/valkey-tls.so"
+    fi
 }

@@ -6,13 +6,17 @@
 
 /*
  * OCSP stapling for the TLS server side: the staple and its schedule, the
- * hooks upstream calls, INFO and the OCSP command.
+ * hooks tls.c calls, and what the server side (tls_ocsp_hooks.c) reaches
+ * through the table tlsOcspInit() registers: INFO, OCSP REFRESH, the cron
+ * and CONFIG SET. Linked where tls.c's OpenSSL code is: the server, or
+ * valkey-tls.so.
  *
  * The main thread keeps one verified OCSP response for the server certificate.
  * It comes from one of three sources (ocspSource):
  *
- *   responder  serverCron -> tlsOcspCron() -> fetchStart() when due: one
- *              bounded HTTP exchange (tls_ocsp_fetch.c), ended in fetchDone().
+ *   responder  serverCron -> tlsOcspCron() -> staplerCron() -> fetchStart()
+ *              when due: one bounded HTTP exchange (tls_ocsp_fetch.c),
+ *              ended in fetchDone().
  *   cache      tls-ocsp-cache-file, written by the background worker after
  *              each fetch (tls_ocsp_worker.c), read by cacheLoad() at start
  *              and after a certificate change.
@@ -38,13 +42,7 @@
 #include "server.h"
 #include "tls_ocsp_fetch.h"
 
-/* Valkey 8.1 (VALKEY_VERSION=8.1.1): a robj's value is its ptr field; 9.0
- * made it private behind objectGetVal(). */
-#if VALKEY_VERSION_NUM < 0x00090000
-#define objectGetVal(o) ((o)->ptr)
-#endif
-
-#if defined(USE_OPENSSL) && USE_OPENSSL == 1 /* BUILD_YES */
+#ifdef USE_OPENSSL /* The build links this file only where OpenSSL is. */
 
 #include "tls_ocsp_check.h"
 #include "tls_ocsp_peer.h"
@@ -737,8 +735,7 @@ static void startRunning(void) {
     if (path) ocspWorkerRemoveLeftovers(path);
 }
 
-void tlsOcspCron(void) {
-    ocspProxyForgetReplaced();
+static void staplerCron(void) {
     ocspPeerCron();
     if (!ocsp.running) startRunning();
     if (!server.tls_ocsp_config.enabled) return;
@@ -804,47 +801,40 @@ void tlsOcspServerContextChanged(struct ssl_ctx_st *ctx) {
     maybeFetchNow();
 }
 
-void tlsOcspShutdown(void) {
+static void staplerShutdown(void) {
     forgetAll();
     if (ocsp.server_ctx) SSL_CTX_free(ocsp.server_ctx);
     ocsp.server_ctx = NULL;
 }
 
-/* CONFIG SET tls-ocsp-stapling: on fetches at once, off forgets everything. */
-int tlsOcspApplyStapling(const char **err) {
-    UNUSED(err);
-    forgetAll();
-    serverLog(LL_NOTICE, "OCSP stapling %s", server.tls_ocsp_config.enabled ? "enabled" : "disabled");
-    maybeFetchNow();
-    return 1;
-}
-
-/* CONFIG SET tls-ocsp-responder: the cached response stays valid (it is about
- * our certificate), but the question goes to the new responder at once. */
-int tlsOcspApplyResponder(const char **err) {
-    UNUSED(err);
-    forgetSubject();
-    maybeFetchNow();
-    return 1;
-}
-
-/* CONFIG SET tls-ocsp-response-file or tls-ocsp-proxy: where responses come
- * from changed. The cached response stays (it is about our certificate);
- * the new source is asked at once. */
-int tlsOcspApplySource(const char **err) {
-    UNUSED(err);
-    forgetSubject();
-    forgetResponseFile();
-    maybeFetchNow();
-    return 1;
-}
-
-/* CONFIG SET of the margin, delay, timeout or interval: the next fetch moves
- * as if the last outcome had happened under the new values. */
-int tlsOcspApplySchedule(const char **err) {
-    UNUSED(err);
-    if (server.tls_ocsp_config.enabled && !ocsp.fetch && ocsp.fetch_scheduled) reschedule();
-    return 1;
+/* CONFIG SET of a tls-ocsp-* directive. */
+static void staplerSettingChanged(tlsOcspSetting setting) {
+    switch (setting) {
+    case TLS_OCSP_SETTING_STAPLING:
+        /* On fetches at once, off forgets everything. */
+        forgetAll();
+        serverLog(LL_NOTICE, "OCSP stapling %s", server.tls_ocsp_config.enabled ? "enabled" : "disabled");
+        maybeFetchNow();
+        break;
+    case TLS_OCSP_SETTING_RESPONDER:
+        /* The cached response stays valid (it is about our certificate), but
+         * the question goes to the new responder at once. */
+        forgetSubject();
+        maybeFetchNow();
+        break;
+    case TLS_OCSP_SETTING_SOURCE:
+        /* Where responses come from changed: the cached response stays, the
+         * new source is asked at once. */
+        forgetSubject();
+        forgetResponseFile();
+        maybeFetchNow();
+        break;
+    case TLS_OCSP_SETTING_SCHEDULE:
+        /* The next fetch moves as if the last outcome had happened under
+         * the new values. */
+        if (server.tls_ocsp_config.enabled && !ocsp.fetch && ocsp.fetch_scheduled) reschedule();
+        break;
+    }
 }
 
 /* What INFO calls tls_ocsp_status. */
@@ -856,7 +846,7 @@ static const char *stapleStatusName(void) {
     return "none";
 }
 
-sds tlsOcspInfo(sds info) {
+static sds staplerInfo(sds info) {
     const tlsOcspConfig *cfg = &server.tls_ocsp_config;
     mstime_t now = mstime();
     long long expires_in = -1, refresh_in = -1;
@@ -898,7 +888,7 @@ sds tlsOcspInfo(sds info) {
 
 /* OCSP REFRESH: fetch now (or read the response file again), unless a fetch
  * is in flight; the outcome shows in INFO and the log as for any fetch. */
-static void ocspRefreshCommand(client *c) {
+static void staplerRefreshCommand(client *c) {
     if (!server.tls_ocsp_config.enabled) {
         addReplyError(c, "OCSP stapling is disabled (tls-ocsp-stapling no)");
         return;
@@ -922,76 +912,18 @@ static void ocspRefreshCommand(client *c) {
     addReply(c, shared.ok);
 }
 
-#else /* Built without TLS, or with TLS as a module: stapling is unavailable. */
+static const tlsOcspStapler stapler = {
+    .setting_changed = staplerSettingChanged,
+    .cron = staplerCron,
+    .info = staplerInfo,
+    .refresh_command = staplerRefreshCommand,
+    .shutdown = staplerShutdown,
+};
 
-static void ocspRefreshCommand(client *c) {
-    addReplyError(c, "OCSP stapling needs a server built with BUILD_TLS=yes");
-}
-
-int tlsOcspApplySource(const char **err) {
-    UNUSED(err);
-    return 1;
-}
-
-int tlsOcspApplyStapling(const char **err) {
-    if (!server.tls_ocsp_config.enabled) return 1;
-    *err = "OCSP stapling needs a server built with BUILD_TLS=yes";
-    return 0;
-}
-
-int tlsOcspApplyResponder(const char **err) {
-    UNUSED(err);
-    return 1;
-}
-
-int tlsOcspApplySchedule(const char **err) {
-    UNUSED(err);
-    return 1;
-}
-
-void tlsOcspSetupServerContext(struct ssl_ctx_st *ctx) {
-    UNUSED(ctx);
-}
-
-void tlsOcspServerContextChanged(struct ssl_ctx_st *ctx) {
-    UNUSED(ctx);
-}
-
-void tlsOcspSetupClientContext(struct ssl_ctx_st *ctx) {
-    UNUSED(ctx);
-}
-
-void tlsOcspSetupClientConnection(struct ssl_st *ssl) {
-    UNUSED(ssl);
-}
-
-void tlsOcspCron(void) {
-    ocspProxyForgetReplaced();
-}
-
-void tlsOcspShutdown(void) {
-}
-
-sds tlsOcspInfo(sds info) {
-    return info;
+/* From tls.c's init: in the server with BUILD_TLS=yes, at startup; in
+ * valkey-tls.so, when loadmodule loads it. */
+void tlsOcspInit(void) {
+    tlsOcspRegisterStapler(&stapler);
 }
 
 #endif
-
-/* ------------------------------------------------------------------------- */
-/* Directive parsing, shared by every build.                                  */
-
-void ocspCommand(client *c) {
-    if (c->argc == 2 && !strcasecmp(objectGetVal(c->argv[1]), "help")) {
-        const char *help[] = {
-            "REFRESH",
-            "    Fetch the OCSP response for the server certificate now (or read tls-ocsp-response-file",
-            "    again). Replies at once; the outcome shows in INFO tls and the log.",
-            NULL};
-        addReplyHelp(c, help);
-    } else if (c->argc == 2 && !strcasecmp(objectGetVal(c->argv[1]), "refresh")) {
-        ocspRefreshCommand(c);
-    } else {
-        addReplySubcommandSyntaxError(c);
-    }
-}

@@ -41,6 +41,33 @@ typedef struct tlsOcspConfig {
 #define TLS_OCSP_VERIFY_PEERS_OPTIONAL 1 /* A staple, if any, must be valid and not revoked. */
 #define TLS_OCSP_VERIFY_PEERS_YES 2      /* A valid, good staple is required. */
 
+/* Where the code lives. The server side (tls_ocsp_hooks.c, the HTTP client
+ * tls_ocsp_fetch.c, the background work tls_ocsp_worker.c) is in the server
+ * binary in every build and calls no OpenSSL. The OpenSSL side (tls_ocsp.c,
+ * _subject.c, _peer.c, _check.c) goes where tls.c's OpenSSL code goes: into
+ * the server with BUILD_TLS=yes, into valkey-tls.so with BUILD_TLS=module.
+ * tls.c's init registers it with the server side (tlsOcspInit), which calls
+ * it only through this table; until then the directives are kept but do
+ * nothing, and CONFIG SET tls-ocsp-stapling yes says why. */
+typedef enum tlsOcspSetting {
+    TLS_OCSP_SETTING_STAPLING,  /* tls-ocsp-stapling */
+    TLS_OCSP_SETTING_RESPONDER, /* tls-ocsp-responder */
+    TLS_OCSP_SETTING_SOURCE,    /* tls-ocsp-response-file, tls-ocsp-proxy */
+    TLS_OCSP_SETTING_SCHEDULE,  /* the margin, delay, timeout and interval */
+} tlsOcspSetting;
+
+struct client;
+typedef struct tlsOcspStapler {
+    void (*setting_changed)(tlsOcspSetting setting);
+    void (*cron)(void);
+    sds (*info)(sds info);
+    void (*refresh_command)(struct client *c);
+    void (*shutdown)(void);
+} tlsOcspStapler;
+
+/* The OpenSSL side registers itself, once, from tls.c's init. */
+void tlsOcspRegisterStapler(const tlsOcspStapler *stapler);
+
 /* Config hooks: the table's validate / apply / special-config functions
  * (config.c). tls-ocsp-proxy is special because CONFIG GET must not show
  * its password (tls_ocsp_fetch.c). */
@@ -55,10 +82,12 @@ int tlsOcspSetProxy(struct standardConfig *config, sds *argv, int argc, const ch
 sds tlsOcspGetProxy(struct standardConfig *config);
 void tlsOcspRewriteProxy(struct standardConfig *config, const char *name, struct rewriteConfigState *state);
 
-/* TLS hooks (tls.c). A forward declaration of OpenSSL's SSL_CTX keeps type
- * checking without making every includer pull in OpenSSL. */
+/* TLS hooks (tls.c, so in valkey-tls.so with BUILD_TLS=module). A forward
+ * declaration of OpenSSL's SSL_CTX keeps type checking without making every
+ * includer pull in OpenSSL. */
 struct ssl_ctx_st;
 struct ssl_st;
+void tlsOcspInit(void);
 void tlsOcspSetupServerContext(struct ssl_ctx_st *ctx);
 void tlsOcspServerContextChanged(struct ssl_ctx_st *ctx);
 void tlsOcspSetupClientContext(struct ssl_ctx_st *ctx);
@@ -70,7 +99,6 @@ sds tlsOcspInfo(sds info);
 void tlsOcspShutdown(void);
 
 /* OCSP REFRESH | HELP (commands.def). */
-struct client;
 void ocspCommand(struct client *c);
 
 /* Background hook (bio.c): the BIO_TLS_OCSP worker runs this for each job. */

@@ -13,7 +13,7 @@
 
 #include <strings.h>
 
-#if defined(USE_OPENSSL) && USE_OPENSSL == 1 /* BUILD_YES */
+#ifdef USE_OPENSSL /* The build links this only where OpenSSL is. */
 
 #include <openssl/err.h>
 #include <openssl/sha.h>

@@ -16,7 +16,7 @@
 
 #include "tls_ocsp.h" /* TLS_OCSP_VERIFY_PEERS_*: the policies. */
 
-#if defined(USE_OPENSSL) && USE_OPENSSL == 1 /* BUILD_YES */
+#ifdef USE_OPENSSL /* The build links this only where OpenSSL is. */
 
 #include <openssl/ssl.h>
 #include <openssl/ocsp.h>
@@ -93,8 +93,8 @@ X509 *ocspPeerCertificate(SSL *ssl);
 
 #endif
 
-/* --tls-ocsp-verify of valkey-cli and valkey-benchmark. In builds without
- * TLS built in (BUILD_TLS=module), asking for status always fails. */
+/* --tls-ocsp-verify of valkey-cli and valkey-benchmark. Built without TLS,
+ * asking for status always fails. */
 struct ssl_ctx_st;
 struct ssl_st;
 int ocspToolParsePolicy(const char *value);

@@ -38,7 +38,7 @@ sds ocspProxyRedacted(const char *proxy);
 /* From the cron: the value a CONFIG SET replaced is no longer needed. */
 void ocspProxyForgetReplaced(void);
 
-#if defined(USE_OPENSSL) && USE_OPENSSL == 1 /* BUILD_YES */
+#ifdef USE_OPENSSL /* BUILD_TLS=yes or module: the server side of either. */
 
 #include "tls_ocsp_check.h"
 

@@ -20,7 +20,7 @@
 
 #include "server.h"
 
-#if defined(USE_OPENSSL) && USE_OPENSSL == 1 /* BUILD_YES */
+#ifdef USE_OPENSSL /* The build links this only where OpenSSL is. */
 
 #include "anet.h"
 #include "tls_ocsp_check.h"

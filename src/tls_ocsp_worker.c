@@ -28,7 +28,7 @@
 
 #include "server.h"
 
-#if defined(USE_OPENSSL) && USE_OPENSSL == 1 /* BUILD_YES */
+#ifdef USE_OPENSSL /* BUILD_TLS=yes or module: the server side of either. */
 
 #include "anet.h"
 #include "bio.h"
@@ -485,7 +485,7 @@ void ocspLookupCancel(unsigned long long id) {
     lookupFree(done);
 }
 
-#else /* Built without TLS, or with TLS as a module: no background work. */
+#else /* Built without TLS: no background work. */
 
 void tlsOcspBackgroundJob(void) {
 }

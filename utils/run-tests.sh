@@ -19,13 +19,7 @@ for t in $tests; do
 done
 # shellcheck disable=SC2086
 "$top/runtest" --tls --clients "${TEST_CLIENTS:-4}" $args "$@" 2>&1 | tee "$log"
-# The harness repeats each [err] line in its closing list: count up to there.
-plain=$(sed 's/\x1b\[[0-9;]*m//g; /The following tests failed/q' "$log")
-passed=$(printf '%s\n' "$plain" | grep -c '^\[ok\]: ')
-failed=$(printf '%s\n' "$plain" | grep -c '^\[\(err\|exception\)\]: ')
-# A harness that stopped early (crash, exception, timeout) counts as a failure.
-if ! printf '%s\n' "$plain" | grep -q 'All tests passed without errors!'; then
-    [ "$failed" -gt 0 ] || failed=1
-fi
+. "$top/utils/harness-count.sh"
+harness_count "$log"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -79,16 +79,8 @@ args=""
 for t in $tests; do [ -f "tests/$t.tcl" ] && args="$args --single $t"; done
 say "running$args (log: ${tree#"$top"/}.test.log)"
 # shellcheck disable=SC2086
-./runtest --tls --clients 2 --baseport 43000 $args "$@" > "$log" 2>&1
-# The harness repeats each [err] line in its closing list: count up to there.
-plain=$(sed 's/\x1b\[[0-9;]*m//g; /The following tests failed/q' "$log")
-printf '%s\n' "$plain" | grep -E '^\[(ok|err|exception|ignore|skip)' | cut -c1-240
-passed=$(printf '%s\n' "$plain" | grep -c '^\[ok\]: ')
-failed=$(printf '%s\n' "$plain" | grep -c '^\[\(err\|exception\)\]: ')
-# A harness that stopped early (crash, exception, timeout) counts as a failure.
-if ! printf '%s\n' "$plain" | grep -q 'All tests passed without errors!'; then
-    tail -20 "$log" | cut -c1-240
-    [ "$failed" -gt 0 ] || failed=1
-fi
+./runtest --tls --clients 2 --port 23079 --baseport 23111 $args "$@" > "$log" 2>&1
+. "$top/utils/harness-count.sh"
+harness_count "$log" show
 say "build $((built - start)) s, tests $(($(date +%s) - built)) s, $(($(date +%s) - start)) s in all"
 summary $((passed + 1)) "$failed"

@@ -42,7 +42,7 @@ address)
     san="SANITIZER=address"
     extra_cflags="-fsanitize=undefined -fno-sanitize-recover=undefined"
     extra_ldflags="-fsanitize=undefined"
-    harness_args="--baseport 26000"
+    harness_args="--port 26079 --baseport 26111"
     report_args=""
     # The harness sets ASAN_OPTIONS itself (allocator_may_return_null=1);
     # leak checking is on by default.
@@ -54,7 +54,7 @@ thread)
     san="SANITIZER=thread"
     extra_cflags=""
     extra_ldflags=""
-    harness_args="--io-threads --baseport 42000"
+    harness_args="--io-threads --port 27079 --baseport 27111"
     report_args="--ours-only"
     ;;
 *)
@@ -109,14 +109,8 @@ for t in $tests; do [ -f "tests/$t.tcl" ] && args="$args --single $t"; done
 say "running$args (log: ${tree#"$top"/}.test.log)"
 # shellcheck disable=SC2086
 ./runtest --tls --clients 2 --dont-clean $harness_args $args "$@" > "$log" 2>&1
-plain=$(sed 's/\x1b\[[0-9;]*m//g; /The following tests failed/q' "$log")
-printf '%s\n' "$plain" | grep -E '^\[(ok|err|exception|ignore|skip)' | cut -c1-240
-passed=$(printf '%s\n' "$plain" | grep -c '^\[ok\]: ')
-failed=$(printf '%s\n' "$plain" | grep -c '^\[\(err\|exception\)\]: ')
-if ! printf '%s\n' "$plain" | grep -q 'All tests passed without errors!'; then
-    tail -20 "$log" | cut -c1-240
-    [ "$failed" -gt 0 ] || failed=1
-fi
+. "$top/utils/harness-count.sh"
+harness_count "$log" show
 ran=$(date +%s)
 
 # Every file the run left (each server's stdout and stderr, TSan's logs),

@@ -223,7 +223,7 @@ proc ocsps_hand_start {dir config} {
     set port [find_available_port $::baseport $::portcount]
     set tls_port [find_available_port $::baseport $::portcount]
     set fd [open $dir/valkey.conf w]
-    foreach {k v} [concat [list port $port tls-port $tls_port bind 127.0.0.1 dir $dir save {""}] $config] {
+    foreach {k v} [concat [ocsp_tls_module_config] [list port $port tls-port $tls_port bind 127.0.0.1 dir $dir save {""}] $config] {
         puts $fd "$k $v"
     }
     close $fd

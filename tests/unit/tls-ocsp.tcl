@@ -485,8 +485,25 @@ tags {tls ocsp external:skip} {
             assert_equal PONG [$c ping]
             set info [$c info tls]
             assert_match "*tls_ocsp_stapling:enabled*" $info
-            assert_match "*tls_ocsp_status:none*" $info
-            assert_match "*tls_ocsp_fetches_failed:0*" $info
+            if {$::tls_module} {
+                # BUILD_TLS=module without loadmodule: the directive is kept,
+                # does nothing, and the log, INFO, CONFIG SET and the command
+                # say why.
+                set why "OCSP stapling needs the TLS module: load valkey-tls.so at startup (loadmodule)"
+                assert_match "*tls_ocsp_status:unavailable*" $info
+                wait_for_condition 50 100 {
+                    [string first "tls-ocsp-stapling yes has no effect: $why" [ocsp_read_file $dir/stdout]] >= 0
+                } else {
+                    fail "no startup warning: [ocsp_read_file $dir/stdout]"
+                }
+                assert_error "*$why*" {$c ocsp refresh}
+                assert_equal OK [$c config set tls-ocsp-stapling no]
+                assert_error "*$why*" {$c config set tls-ocsp-stapling yes}
+                assert_equal {tls-ocsp-stapling no} [$c config get tls-ocsp-stapling]
+            } else {
+                assert_match "*tls_ocsp_status:none*" $info
+                assert_match "*tls_ocsp_fetches_failed:0*" $info
+            }
             $c close
             assert_equal {} [ocsp_threads $pid *ocsp*] "threads of the server without TLS: [ocsp_threads $pid]"
         } finally {
