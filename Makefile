@@ -1,6 +1,8 @@
 # OCSP stapling for Valkey: a patch set on pinned upstream Valkey.
 #
 #   make                build upstream + patches/ + src/ with BUILD_TLS=yes
+#   make BUILD_TLS=module  the same with TLS as a module (valkey-tls.so) in
+#                       build/valkey-tls-module
 #   make demo           build, then show a stapled OCSP response end to end
 #   make run            the demo, kept running in the foreground
 #   make install        install the patched server, valkey-cli, valkey-benchmark and
@@ -51,12 +53,22 @@ else
 SELECTED_RELEASES := $(VALKEY_VERSION)
 endif
 
+# BUILD_TLS=module: TLS as a module (valkey-tls.so) in a tree of its own,
+# build/valkey-tls-module (make test-tls-module tests it).
+BUILD_TLS ?= yes
+ifeq ($(BUILD_TLS),module)
+TREE := $(TREE)-tls-module
+export VALKEY_TREE := $(CURDIR)/$(TREE)
+else ifneq ($(BUILD_TLS),yes)
+$(error BUILD_TLS=$(BUILD_TLS): yes (the default) or module)
+endif
+
 BINARIES := valkey-server valkey-cli valkey-benchmark
 DIST := dist/valkey-$(VALKEY_VERSION)-ocsp-stapling.patch
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 PREFIX ?= /usr/local
 # mkreleasehdr.sh asks git for a SHA: keep it from finding this repository.
-UPSTREAM_MAKE = GIT_CEILING_DIRECTORIES=$(CURDIR)/build $(MAKE) -C $(TREE) BUILD_TLS=yes
+UPSTREAM_MAKE = GIT_CEILING_DIRECTORIES=$(CURDIR)/build $(MAKE) -C $(TREE) BUILD_TLS=$(BUILD_TLS)
 
 .PHONY: all build deps assemble demo run install test test-sanitizers test-tsan test-openssl-1.1 test-tls-module fuzz fuzz-ocsp tree patches check-patches dist clean distclean
 

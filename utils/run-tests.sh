@@ -19,7 +19,8 @@ for t in $tests; do
 done
 # shellcheck disable=SC2086
 "$top/runtest" --tls --clients "${TEST_CLIENTS:-4}" $args "$@" 2>&1 | tee "$log"
-. "$top/utils/harness-count.sh"
+name=run-tests
+. "$top/utils/test-lib.sh"
 harness_count "$log"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

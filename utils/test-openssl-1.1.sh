@@ -26,12 +26,8 @@ tests="unit/tls-ocsp unit/tls-ocsp-sources unit/tls-ocsp-peers"
 jobs=$(nproc 2> /dev/null || echo 1)
 log="$tree.test.log"
 
-summary() {
-    echo "$1 passed, $2 failed"
-    [ "$2" -eq 0 ] && [ "$1" -gt 0 ]
-    exit $?
-}
-say() { echo "test-openssl-1.1: $*"; }
+name=test-openssl-1.1
+. "$top/utils/test-lib.sh"
 
 start=$(date +%s)
 prefix=$("$top/deps/fetch-openssl-1.1.sh") || summary 0 1
@@ -80,7 +76,6 @@ for t in $tests; do [ -f "tests/$t.tcl" ] && args="$args --single $t"; done
 say "running$args (log: ${tree#"$top"/}.test.log)"
 # shellcheck disable=SC2086
 ./runtest --tls --clients 2 --port 23079 --baseport 23111 $args "$@" > "$log" 2>&1
-. "$top/utils/harness-count.sh"
 harness_count "$log" show
 say "build $((built - start)) s, tests $(($(date +%s) - built)) s, $(($(date +%s) - start)) s in all"
 summary $((passed + 1)) "$failed"

@@ -65,12 +65,8 @@ esac
 log="$tree.test.log"
 report="$tree.sanitizer-report.txt"
 
-summary() {
-    echo "$1 passed, $2 failed"
-    [ "$2" -eq 0 ] && [ "$1" -gt 0 ]
-    exit $?
-}
-say() { echo "test-sanitizers: $*"; }
+name=test-sanitizers
+. "$top/utils/test-lib.sh"
 
 start=$(date +%s)
 VALKEY_TREE=$tree "$top/deps/assemble.sh" || summary 0 1
@@ -109,7 +105,6 @@ for t in $tests; do [ -f "tests/$t.tcl" ] && args="$args --single $t"; done
 say "running$args (log: ${tree#"$top"/}.test.log)"
 # shellcheck disable=SC2086
 ./runtest --tls --clients 2 --dont-clean $harness_args $args "$@" > "$log" 2>&1
-. "$top/utils/harness-count.sh"
 harness_count "$log" show
 ran=$(date +%s)
 

@@ -24,12 +24,8 @@ tests="unit/tls-ocsp unit/tls-ocsp-sources unit/tls-ocsp-peers"
 jobs=$(nproc 2> /dev/null || echo 1)
 log="$tree.test.log"
 
-summary() {
-    echo "$1 passed, $2 failed"
-    [ "$2" -eq 0 ] && [ "$1" -gt 0 ]
-    exit $?
-}
-say() { echo "test-tls-module: $*"; }
+name=test-tls-module
+. "$top/utils/test-lib.sh"
 
 start=$(date +%s)
 VALKEY_TREE=$tree "$top/deps/assemble.sh" || summary 0 1
@@ -71,7 +67,6 @@ say "running$args with --tls-module (log: ${tree#"$top"/}.test.log)"
 # outgoing connection) never holds them.
 # shellcheck disable=SC2086
 ./runtest --tls-module --clients 2 --port 24079 --baseport 24111 $args "$@" > "$log" 2>&1
-. "$top/utils/harness-count.sh"
 harness_count "$log" show
 say "build $((built - start)) s, tests $(($(date +%s) - built)) s, $(($(date +%s) - start)) s in all"
 summary $((passed + 1)) "$failed"

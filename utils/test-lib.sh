@@ -1,5 +1,17 @@
-# Sourced by the test scripts: counting what Valkey's harness printed.
-#
+# Sourced by the test scripts (run-tests.sh, test-sanitizers.sh,
+# test-openssl-1.1.sh, test-tls-module.sh): their last line and what the
+# harness printed. Set $name (the script's name in its messages) first.
+
+# summary PASSED FAILED: the closing "N passed, M failed" line; exits 0 only
+# when nothing failed and something passed.
+summary() {
+    echo "$1 passed, $2 failed"
+    [ "$2" -eq 0 ] && [ "$1" -gt 0 ]
+    exit $?
+}
+
+say() { echo "$name: $*"; }
+
 # harness_count LOG [show]: sets $passed and $failed from LOG's [ok] and
 # [err] / [exception] lines; with "show", prints each test's line and, when
 # the harness did not finish, its last lines. The harness repeats each [err]
