@@ -27,3 +27,29 @@ harness_count() {
         [ "$failed" -gt 0 ] || failed=1
     fi
 }
+
+# run_ocsp_files TLS_OPTION PORT [harness arguments]: the last step of the
+# scripts that test another build of ours ($tree, built between $start and
+# $built; its log $log), after one check of their own passed: our three OCSP
+# files with TLS_OPTION (--tls or --tls-module), the harness on PORT and its
+# servers from PORT + 32, ports of their own below the ephemeral range so
+# that no other run or outgoing connection holds them. Exits via summary.
+run_ocsp_files() {
+    tls_option=$1
+    port=$2
+    shift 2
+    cd "$tree" || summary 1 1
+    if [ ! -f tests/tls/valkey.dh ]; then
+        ./utils/gen-test-certs.sh > tests/tls-gen.log 2>&1 || summary 1 1
+    fi
+    args=""
+    for t in unit/tls-ocsp unit/tls-ocsp-sources unit/tls-ocsp-peers; do
+        [ -f "tests/$t.tcl" ] && args="$args --single $t"
+    done
+    say "running$args with $tls_option (log: ${log#"$top"/})"
+    # shellcheck disable=SC2086
+    ./runtest "$tls_option" --clients 2 --port "$port" --baseport $((port + 32)) $args "$@" > "$log" 2>&1
+    harness_count "$log" show
+    say "build $((built - start)) s, tests $(($(date +%s) - built)) s, $(($(date +%s) - start)) s in all"
+    summary $((passed + 1)) "$failed"
+}

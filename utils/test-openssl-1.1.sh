@@ -22,7 +22,6 @@
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 tree="$top/build/valkey-openssl-1.1"
-tests="unit/tls-ocsp unit/tls-ocsp-sources unit/tls-ocsp-peers"
 jobs=$(nproc 2> /dev/null || echo 1)
 log="$tree.test.log"
 
@@ -67,15 +66,4 @@ else
     summary 0 1
 fi
 
-cd "$tree" || summary 1 1
-if [ ! -f tests/tls/valkey.dh ]; then
-    ./utils/gen-test-certs.sh > tests/tls-gen.log 2>&1 || summary 1 1
-fi
-args=""
-for t in $tests; do [ -f "tests/$t.tcl" ] && args="$args --single $t"; done
-say "running$args (log: ${tree#"$top"/}.test.log)"
-# shellcheck disable=SC2086
-./runtest --tls --clients 2 --port 23079 --baseport 23111 $args "$@" > "$log" 2>&1
-harness_count "$log" show
-say "build $((built - start)) s, tests $(($(date +%s) - built)) s, $(($(date +%s) - start)) s in all"
-summary $((passed + 1)) "$failed"
+run_ocsp_files --tls 23079 "$@"

@@ -20,7 +20,6 @@
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 tree="$top/build/valkey-tls-module"
-tests="unit/tls-ocsp unit/tls-ocsp-sources unit/tls-ocsp-peers"
 jobs=$(nproc 2> /dev/null || echo 1)
 log="$tree.test.log"
 
@@ -56,17 +55,4 @@ else
     summary 0 1
 fi
 
-cd "$tree" || summary 1 1
-if [ ! -f tests/tls/valkey.dh ]; then
-    ./utils/gen-test-certs.sh > tests/tls-gen.log 2>&1 || summary 1 1
-fi
-args=""
-for t in $tests; do [ -f "tests/$t.tcl" ] && args="$args --single $t"; done
-say "running$args with --tls-module (log: ${tree#"$top"/}.test.log)"
-# Ports of its own, below the ephemeral range, so that another run (or an
-# outgoing connection) never holds them.
-# shellcheck disable=SC2086
-./runtest --tls-module --clients 2 --port 24079 --baseport 24111 $args "$@" > "$log" 2>&1
-harness_count "$log" show
-say "build $((built - start)) s, tests $(($(date +%s) - built)) s, $(($(date +%s) - start)) s in all"
-summary $((passed + 1)) "$failed"
+run_ocsp_files --tls-module 24079 "$@"
