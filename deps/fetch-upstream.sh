@@ -11,6 +11,13 @@
 #   apt-get source         Debian's source package, through a private sources
 #                          list built from this machine's own mirror
 #   ../shared/upstream/    an offline copy, as a last resort (loudly)
+#
+#   deps/fetch-upstream.sh debian   Debian's packaging of the pinned release
+#                          instead (make deb): prints "dsc <file>" and "debian
+#                          <file>" (its .debian.tar.xz), each SHA-256-verified,
+#                          from VALKEY_DEBIAN_DIR=<dir> (by hand), deps/ (an
+#                          earlier download) or VALKEY_DEBIAN_POOL_DIR of the
+#                          machine's own Debian mirror
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,6 +49,66 @@ verify() {
     fi
     return 0
 }
+
+# mirror_get POOL_PATH: download POOL_PATH of the machine's own Debian mirror
+# into deps/ (its base name) and verify it against $sha and $size.
+mirror_get() {
+    mirror=$("$top/deps/debian-mirror.sh" 2> /dev/null || true)
+    if [ -z "$mirror" ]; then
+        note_tried "Debian pool: no Debian mirror found in /etc/apt/sources.list{,.d/}"
+        return 1
+    fi
+    url="$mirror/$1"
+    mkdir -p "$top/build"
+    part="$top/build/${1##*/}.part"
+    say "downloading $url"
+    if command -v curl > /dev/null 2>&1; then
+        curl -fsSL --retry 2 --max-time 600 -o "$part" "$url" || { note_tried "curl $url: failed"; rm -f "$part"; return 1; }
+    elif command -v wget > /dev/null 2>&1; then
+        wget -q -T 60 -O "$part" "$url" || { note_tried "wget $url: failed"; rm -f "$part"; return 1; }
+    else
+        note_tried "Debian pool: neither curl nor wget is installed"
+        return 1
+    fi
+    if ! verify "$part"; then
+        note_tried "$url: $why"
+        rm -f "$part"
+        return 1
+    fi
+    mv "$part" "$top/deps/${1##*/}"
+}
+
+# Debian's packaging of the pinned release (make deb): KEY is DSC or TARBALL
+# (VALKEY_DEBIAN_<KEY> in the pin); sets got= the verified file.
+debian_file() {
+    file=$(pin "VALKEY_DEBIAN_$1")
+    [ -n "$file" ] || { say "$conf pins no Debian packaging (VALKEY_DEBIAN_$1)"; exit 1; }
+    sha=$(pin "VALKEY_DEBIAN_$1_SHA256")
+    size=$(pin "VALKEY_DEBIAN_$1_SIZE")
+    if [ -n "${VALKEY_DEBIAN_DIR:-}" ]; then
+        verify "$VALKEY_DEBIAN_DIR/$file" || { say "VALKEY_DEBIAN_DIR=$VALKEY_DEBIAN_DIR: $file: $why"; exit 1; }
+        got="$(cd "$VALKEY_DEBIAN_DIR" && pwd)/$file"
+        return 0
+    fi
+    got="$top/deps/$file"
+    verify "$got" && return 0
+    [ -f "$got" ] && { say "discarding the cached $got: $why"; rm -f "$got"; }
+    if ! mirror_get "$(pin VALKEY_DEBIAN_POOL_DIR)/$file"; then
+        say "cannot fetch Debian's $file:$tried"
+        say "supply it by hand: VALKEY_DEBIAN_DIR=/dir/holding/it (sha256 $sha)"
+        exit 1
+    fi
+    say "downloaded and verified $got"
+}
+
+if [ "${1:-}" = debian ]; then
+    debian_file DSC
+    dsc=$got
+    debian_file TARBALL
+    echo "dsc $dsc"
+    echo "debian $got"
+    exit 0
+fi
 
 if [ -n "${VALKEY_SRC:-}" ]; then
     if [ -f "$VALKEY_SRC/src/server.c" ] && [ -f "$VALKEY_SRC/src/tls.c" ]; then
@@ -114,29 +181,7 @@ apt_source() {
 pool_download() {
     pool=$(pin VALKEY_POOL_DIR)
     [ -n "$pool" ] || return 1
-    mirror=$("$top/deps/debian-mirror.sh" 2> /dev/null || true)
-    if [ -z "$mirror" ]; then
-        note_tried "Debian pool: no Debian mirror found in /etc/apt/sources.list{,.d/}"
-        return 1
-    fi
-    url="$mirror/$pool/$name"
-    mkdir -p "$top/build"
-    part="$top/build/$name.part"
-    say "downloading $url"
-    if command -v curl > /dev/null 2>&1; then
-        curl -fsSL --retry 2 --max-time 600 -o "$part" "$url" || { note_tried "curl $url: failed"; rm -f "$part"; return 1; }
-    elif command -v wget > /dev/null 2>&1; then
-        wget -q -T 60 -O "$part" "$url" || { note_tried "wget $url: failed"; rm -f "$part"; return 1; }
-    else
-        note_tried "Debian pool: neither curl nor wget is installed"
-        return 1
-    fi
-    if ! verify "$part"; then
-        note_tried "$url: $why"
-        rm -f "$part"
-        return 1
-    fi
-    mv "$part" "$cache"
+    mirror_get "$pool/$name"
 }
 
 if pool_download; then
