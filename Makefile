@@ -17,6 +17,13 @@
 #   make fuzz           mutated responses through an ASan + UBSan server (FUZZ_COUNT=50000;
 #                       also: make fuzz-ocsp)
 #   make deps           install the Debian packages the build and tests need
+#   make deb            Debian packages 9.1.2-1+ocsp1 from Debian's own packaging of
+#                       9.1.2 plus ours (packaging/; build/deb): dist/valkey-*.deb
+#                       (DEB_BUILD_OPTIONS=nocheck or ocsp-tests-only: faster)
+#   make deb-debian-own Debian's own 9.1.2-1 packages (only the Debian 12 sysusers
+#                       fix; build/deb-debian-own): dist/debian-own/
+#   make package-test   as root, not in CI: install dist/'s packages over nothing and
+#                       over Debian's own, check that the packaged server staples, purge
 #   make tree           turn build/valkey into a git repository, one commit a patch
 #   make patches        regenerate patches/ from the commits of `make tree`
 #   make check-patches  apply the series to pristine upstream and build after each patch
@@ -70,12 +77,25 @@ PREFIX ?= /usr/local
 # mkreleasehdr.sh asks git for a SHA: keep it from finding this repository.
 UPSTREAM_MAKE = GIT_CEILING_DIRECTORIES=$(CURDIR)/build $(MAKE) -C $(TREE) BUILD_TLS=$(BUILD_TLS)
 
-.PHONY: all build deps assemble demo run install test test-sanitizers test-tsan test-openssl-1.1 test-tls-module fuzz fuzz-ocsp tree patches check-patches dist clean distclean
+.PHONY: all build deps deb-deps deb deb-debian-own package-test assemble demo run install test test-sanitizers test-tsan test-openssl-1.1 test-tls-module fuzz fuzz-ocsp tree patches check-patches dist clean distclean
 
 all: build
 
 deps:
 	@utils/install-deps.sh
+
+deb-deps:
+	@utils/install-deps.sh --deb
+
+# Debian's build runs upstream's make and tests itself, in build/deb.
+deb: deb-deps
+	@utils/build-deb.sh
+
+deb-debian-own: deb-deps
+	@utils/build-deb.sh debian-own
+
+package-test:
+	@utils/package-test.sh
 
 assemble: deps
 	@deps/assemble.sh
