@@ -56,10 +56,6 @@ done
 [ "$version" = "$default_version" ] ||
     die "VALKEY_VERSION=$version: make deb packages $default_version only (Debian's valkey_$(pin VALKEY_DEBIAN_VERSION))"
 
-# Debian's packaging is of the default pin only.
-[ "$version" = "$default_version" ] ||
-    die "VALKEY_VERSION=$version: make deb packages $default_version only (Debian's valkey_$(pin VALKEY_DEBIAN_VERSION))"
-
 start=$(date +%s)
 # Debian's .dsc and debian tarball, and the orig tarball it names (ours).
 fetched=$("$top/deps/fetch-upstream.sh" debian) || die "cannot fetch Debian's packaging of $version"
