@@ -54,7 +54,7 @@ done
 
 # Debian's packaging is of the default pin only.
 [ "$version" = "$default_version" ] ||
-    die "VALKEY_VERSION=$version: make deb packages $default_version only (Debian's valkey_$(pin VALKEY_DEBIAN_VERSION))"
+    die "VALKEY_VERSION=$version: make deb packages $default_version only (the release Debian's pinned packaging is of)"
 
 start=$(date +%s)
 # Debian's .dsc and debian tarball, and the orig tarball it names (ours).
