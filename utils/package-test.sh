@@ -80,6 +80,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 
 installed() { dpkg-query -W -f='${db:Status-Status} ${Package}\n' 'valkey*' 2> /dev/null | awk '$1 == "installed" || $1 == "config-files" { print $2 }'; }
+# shellcheck disable=SC2086 # one package a word
 purge_all() { p=$(installed); [ -z "$p" ] || apt-get purge -y -q $p; }
 apt_install() { apt-get install -y -q --allow-downgrades "$@"; }
 version_is() { [ "$(dpkg-query -W -f='${Version}' "$1")" = "$2" ]; }
@@ -88,7 +89,7 @@ debians=$(dpkg-deb -f "$(ls "$top"/dist/debian-own/valkey-server_*.deb | head -n
 
 left=$(installed)
 if [ -n "$left" ]; then
-    say "purging the valkey packages installed before the test: $(echo $left)"
+    say "purging the valkey packages installed before the test: $(printf '%s\n' "$left" | tr '\n' ' ')"
     purge_all > "$work/purge-first.log" 2>&1
 fi
 
