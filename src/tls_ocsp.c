@@ -759,6 +759,7 @@ static void staplerCron(void) {
 void tlsOcspSetupServerContext(struct ssl_ctx_st *ctx) {
     SSL_CTX_set_tlsext_status_cb(ctx, ocspStatusCallback);
     ocspPeerSetupContext(ctx);
+    tlsCrlSetupContext(ctx); /* After ocspPeerSetupContext: chains its verify callback. */
 }
 
 /* The context for outgoing connections when tls-client-cert-file is set. */
@@ -924,6 +925,7 @@ static const tlsOcspStapler stapler = {
  * valkey-tls.so, when loadmodule loads it. */
 void tlsOcspInit(void) {
     tlsOcspRegisterStapler(&stapler);
+    tlsCrlInit(); /* tls-crl-file's OpenSSL side lives here too. */
 }
 
 #endif

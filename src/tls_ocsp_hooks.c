@@ -13,6 +13,9 @@
  * not loaded) keeps the directives, refuses to turn stapling on at runtime,
  * and says at startup that a configured tls-ocsp-stapling yes does nothing.
  *
+ * The same hooks drive tls-crl-file (tls_crl_hooks.c): tlsOcspCron() and
+ * tlsOcspInfo() call tlsCrlCron() and tlsCrlInfo().
+ *
  * Threads: main thread only.
  */
 
@@ -75,12 +78,16 @@ void tlsOcspCron(void) {
         serverLog(LL_WARNING, "tls-ocsp-stapling yes has no effect: " OCSP_UNAVAILABLE);
         warned = 1;
     }
+    tlsCrlCron();
 }
 
 sds tlsOcspInfo(sds info) {
-    if (stapler) return stapler->info(info);
-    return sdscatprintf(info, "tls_ocsp_stapling:%s\r\ntls_ocsp_status:unavailable\r\n",
-                        server.tls_ocsp_config.enabled ? "enabled" : "disabled");
+    if (stapler)
+        info = stapler->info(info);
+    else
+        info = sdscatprintf(info, "tls_ocsp_stapling:%s\r\ntls_ocsp_status:unavailable\r\n",
+                            server.tls_ocsp_config.enabled ? "enabled" : "disabled");
+    return tlsCrlInfo(info);
 }
 
 void tlsOcspShutdown(void) {

@@ -15,6 +15,9 @@
  *     before it is opened, opened non-blocking and read only if regular, and
  *     written only through a fresh name of our own, so no file can hang that
  *     worker.
+ *   - Tasks of other features (ocspWorkerRunTask(): tls_crl.c reads and
+ *     parses its CRL file this way) run in the same worker, one waiting at a
+ *     time; their outcome is handed to the main thread like a file read's.
  *   - Name lookups (getaddrinfo blocks as long as DNS does) run in a
  *     resolver thread of ours, started by the first lookup, one at a time, so
  *     that a DNS server that never answers delays nothing else; a lookup
@@ -43,6 +46,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+typedef struct ocspTask {
+    void *arg;
+    ocspTaskProc *run, *done, *free_arg;
+} ocspTask;
+
 typedef struct ocspFileWrite {
     sds path; /* Absolute: the main thread may change dir meanwhile. */
     size_t len;
@@ -54,9 +62,11 @@ static struct {
     ocspFileWrite *write_waiting;
     ocspFileRead *read_waiting[OCSP_FILE_KINDS], *read_done[OCSP_FILE_KINDS];
     sds clean_waiting; /* A file whose leftover temporary files to remove. */
+    ocspTask *task_waiting, *task_done; /* ocspWorkerRunTask(). */
+    pthread_cond_t task_finished;       /* task_done was set. */
     sds cleaned;       /* Worker only: the last one cleaned for. */
     int wake_fds[2];   /* Worker and resolver -> main thread. */
-} worker = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_fds = {-1, -1}};
+} worker = {.lock = PTHREAD_MUTEX_INITIALIZER, .task_finished = PTHREAD_COND_INITIALIZER, .wake_fds = {-1, -1}};
 
 typedef struct ocspLookup {
     unsigned long long id;
@@ -98,6 +108,13 @@ void ocspFileReadFree(ocspFileRead *read) {
 
 static void fileReadFreeVoid(void *work) {
     ocspFileReadFree(work);
+}
+
+static void taskFree(void *work) {
+    ocspTask *task = work;
+    if (!task) return;
+    task->free_arg(task->arg);
+    zfree(task);
 }
 
 const char *ocspFileErrorText(int error) {
@@ -271,8 +288,10 @@ void tlsOcspBackgroundJob(void) {
     pthread_mutex_lock(&worker.lock);
     ocspFileWrite *write = worker.write_waiting;
     sds clean = worker.clean_waiting;
+    ocspTask *task = worker.task_waiting;
     worker.write_waiting = NULL;
     worker.clean_waiting = NULL;
+    worker.task_waiting = NULL;
     for (int kind = 0; kind < OCSP_FILE_KINDS; kind++) {
         reads[kind] = worker.read_waiting[kind];
         worker.read_waiting[kind] = NULL;
@@ -295,15 +314,23 @@ void tlsOcspBackgroundJob(void) {
         workerReadFile(reads[kind]);
         any_read = true;
     }
-    if (!any_read) return;
+    if (task) task->run(task->arg);
+    if (!any_read && !task) return;
 
     pthread_mutex_lock(&worker.lock);
+    ocspTask *replaced = NULL;
+    if (task) {
+        replaced = worker.task_done;
+        worker.task_done = task;
+        pthread_cond_signal(&worker.task_finished);
+    }
     for (int kind = 0; kind < OCSP_FILE_KINDS; kind++) {
         if (!reads[kind]) continue;
         ocspFileReadFree(worker.read_done[kind]);
         worker.read_done[kind] = reads[kind];
     }
     pthread_mutex_unlock(&worker.lock);
+    taskFree(replaced);
     wakeMainThread();
 }
 
@@ -405,6 +432,14 @@ static void backgroundDoneProc(struct aeEventLoop *el, int fd, void *client_data
         pthread_mutex_unlock(&worker.lock);
         if (read) read->done(read);
     }
+    pthread_mutex_lock(&worker.lock);
+    ocspTask *task = worker.task_done;
+    worker.task_done = NULL;
+    pthread_mutex_unlock(&worker.lock);
+    if (task) {
+        task->done(task->arg);
+        zfree(task);
+    }
 }
 
 static int wakePipeReady(void) {
@@ -454,6 +489,37 @@ void ocspWorkerWriteFile(sds path, const unsigned char *data, size_t len) {
     write->len = len;
     memcpy(write->data, data, len);
     workerSubmit((void **)&worker.write_waiting, write, fileWriteFree);
+}
+
+int ocspWorkerRunTask(void *arg, ocspTaskProc *run, ocspTaskProc *done, ocspTaskProc *free_arg) {
+    ocspTask *task = zmalloc(sizeof(*task));
+    task->arg = arg;
+    task->run = run;
+    task->done = done;
+    task->free_arg = free_arg;
+    return workerSubmit((void **)&worker.task_waiting, task, taskFree);
+}
+
+int ocspWorkerFinishTask(long long timeout_ms) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&worker.lock);
+    while (!worker.task_done) {
+        if (pthread_cond_timedwait(&worker.task_finished, &worker.lock, &deadline) == ETIMEDOUT) break;
+    }
+    ocspTask *task = worker.task_done;
+    worker.task_done = NULL;
+    pthread_mutex_unlock(&worker.lock);
+    if (!task) return 0;
+    task->done(task->arg);
+    zfree(task);
+    return 1;
 }
 
 void ocspWorkerRemoveLeftovers(sds path) {

@@ -78,6 +78,18 @@ void ocspWorkerWriteFile(sds path, const unsigned char *data, size_t len);
 void ocspWorkerRemoveLeftovers(sds path);
 long long ocspWorkerWriteFailures(void);
 
+/* Work of another feature run in the same worker (tls_crl.c loads its CRL
+ * file this way): run(arg) there, then done(arg) on the main thread, which
+ * owns arg from then on. One task waits at a time: a newer one replaces it
+ * (free_arg frees the replaced one's arg). Returns 0 if the worker is
+ * unreachable (arg is then freed). */
+typedef void ocspTaskProc(void *arg);
+int ocspWorkerRunTask(void *arg, ocspTaskProc *run, ocspTaskProc *done, ocspTaskProc *free_arg);
+/* Wait up to timeout_ms for the task submitted to finish and run its done
+ * callback now; 0 if it has not finished (done then runs later, as usual).
+ * For a load that must be in force before the server serves anyone. */
+int ocspWorkerFinishTask(long long timeout_ms);
+
 /* Look host:port up in the resolver thread; done gets the result (to
  * freeaddrinfo) on the main thread unless the lookup is cancelled first.
  * Returns the lookup's id, 0 on failure. */

@@ -1,0 +1,254 @@
+# tls-crl-file: a client certificate (tls-auth-clients) or the certificate
+# of a peer we connect to is refused when a loaded CRL from its issuer lists
+# it; a connection already open is closed when a newly loaded CRL lists its
+# certificate; a file that fails verification is refused and the CRLs loaded
+# before stay in force; at startup such a file stops the server.
+#
+# The CRLs are real ones, made by `openssl ca -gencrl` in a throw-away CA
+# (tests/helpers/crl-pki.sh). The harness CA joins tls-ca-cert-file, so the
+# harness clients (whose issuer has no CRL) keep working. Every case runs
+# its own servers (external:skip); everything listens on 127.0.0.1 only.
+
+source tests/support/ocsp.tcl
+
+proc crl_setup {} {
+    set ::crl_dir [file normalize [tmpdir crl-pki]]
+    exec sh tests/helpers/crl-pki.sh $::crl_dir [file normalize $::tlsdir/ca.crt] 2>@1
+}
+
+proc crl_file {name} {
+    file join $::crl_dir $name
+}
+
+# Put CRL file NAME at PATH the way an operator's job would: a new file
+# renamed over the old one.
+proc crl_install {name path} {
+    file copy -force [crl_file $name] $path.new
+    file rename -force $path.new $path
+}
+
+proc crl_config {path {name server} {extra {}}} {
+    return [concat [list \
+        tls-cert-file [crl_file $name-chain.pem] \
+        tls-key-file [crl_file $name.key] \
+        tls-ca-cert-file [crl_file ca-bundle.crt] \
+        tls-crl-file $path \
+        enable-protected-configs yes] $extra]
+}
+
+proc crl_info {field {level 0}} {
+    getInfoProperty [[srv $level client] info tls] tls_crl_$field
+}
+
+# A client of the server at LEVEL presenting the certificate NAME.
+proc crl_client {name {level 0}} {
+    set s [valkey [srv $level host] [srv $level port]]
+    ::tls::import [$s channel] -cafile [crl_file ca.crt] \
+        -certfile [crl_file $name.crt] -keyfile [crl_file $name.key]
+    return $s
+}
+
+# PING as NAME: PONG, or the error.
+proc crl_ping {name {level 0}} {
+    set s [crl_client $name $level]
+    catch {$s PING} e
+    catch {$s close}
+    return $e
+}
+
+proc crl_wait_loads {ok failed {level 0}} {
+    wait_for_condition 50 100 {
+        [crl_info loads_ok $level] == $ok && [crl_info loads_failed $level] == $failed
+    } else {
+        fail "tls_crl_loads_ok [crl_info loads_ok $level], tls_crl_loads_failed [crl_info loads_failed $level]\
+              (expected $ok, $failed), last error: [crl_info last_error $level]"
+    }
+}
+
+if {$::tls} {
+tags {tls crl external:skip} {
+    crl_setup
+
+    test {CRL: a listed client certificate is refused, an unlisted one accepted} {
+        set path [file join $::crl_dir watched-1.pem]
+        crl_install crl-alice.pem $path
+        start_server [list overrides [crl_config $path]] {
+            crl_wait_loads 1 0
+            assert_equal 1 [crl_info count]
+            assert_equal 1 [crl_info entries]
+            assert_match {*error*} [crl_ping alice]
+            assert_equal PONG [crl_ping bob]
+            assert_equal PONG [crl_ping carol]
+            # The harness client's issuer has no CRL: not affected.
+            assert_equal PONG [r PING]
+            assert_morethan_equal [crl_info handshakes_refused] 1
+            verify_log_message 0 "*CRL: refused the certificate of*Alice*revoked by CRL 1 of $path*" 0
+        }
+    }
+
+    test {CRL: a connected client is closed when a new CRL file lists it (rename)} {
+        set path [file join $::crl_dir watched-2.pem]
+        crl_install crl-alice.pem $path
+        start_server [list overrides [crl_config $path]] {
+            crl_wait_loads 1 0
+            set bob [crl_client bob]
+            set carol [crl_client carol]
+            assert_equal PONG [$bob PING]
+            assert_equal PONG [$carol PING]
+            set clients [s connected_clients]
+
+            crl_install crl-alice-bob.pem $path
+            crl_wait_loads 2 0
+            assert_equal 2 [crl_info entries]
+            wait_for_condition 50 20 {[s connected_clients] == $clients - 1} else {
+                fail "bob's connection was not closed"
+            }
+            assert_error {*I/O error*} {$bob PING}
+            assert_equal PONG [$carol PING]
+            assert_equal 1 [crl_info connections_closed]
+            verify_log_message 0 "*CRL: closing client id=* its certificate (serial *) is revoked by CRL 1 of $path*" 0
+            assert_match {*error*} [crl_ping bob]
+            $carol close
+            catch {$bob close}
+        }
+    }
+
+    test {CRL: a CRL of another CA, garbage, a truncated file are refused; the CRLs before stay} {
+        set path [file join $::crl_dir watched-3.pem]
+        crl_install crl-alice.pem $path
+        start_server [list overrides [crl_config $path]] {
+            crl_wait_loads 1 0
+            set failed 0
+            foreach {bad reason} {
+                crl-rogue.pem {*not signed by a CA*}
+                crl-garbage.pem {*neither PEM nor a single DER*}
+                crl-truncated.pem {*cannot be parsed*}
+                crl-backwards.pem {*nextUpdate before its thisUpdate*}
+            } {
+                if {![file exists [crl_file $bad]]} continue
+                crl_install $bad $path
+                crl_wait_loads 1 [incr failed]
+                assert_match $reason [crl_info last_error]
+                verify_log_message 0 "*CRL: refusing tls-crl-file $path: *the CRLs loaded before stay in force*" 0
+                # Alice is still refused, bob and carol (listed by the rogue
+                # CRL) still accepted.
+                assert_equal 1 [crl_info count]
+                assert_match {*error*} [crl_ping alice]
+                assert_equal PONG [crl_ping bob]
+            }
+            # A good file again: loaded, and the error is cleared.
+            crl_install crl-alice-bob.pem $path
+            crl_wait_loads 2 $failed
+            assert_equal {} [crl_info last_error]
+            assert_match {*error*} [crl_ping bob]
+        }
+    }
+
+    test {CRL: a single DER CRL, and two CRLs of the same CA in one PEM file} {
+        set path [file join $::crl_dir watched-4.crl]
+        crl_install crl-alice.der $path
+        start_server [list overrides [crl_config $path]] {
+            crl_wait_loads 1 0
+            assert_equal {1 1} [list [crl_info count] [crl_info entries]]
+            assert_match {*error*} [crl_ping alice]
+            crl_install crl-two.pem $path
+            crl_wait_loads 2 0
+            assert_equal {2 1} [list [crl_info count] [crl_info entries]]
+            assert_match {*error*} [crl_ping alice]
+            assert_equal PONG [crl_ping bob]
+        }
+    }
+
+    test {CRL: the file rewritten in place and swapped by symlink is picked up} {
+        set path [file join $::crl_dir watched-5.pem]
+        file delete $path
+        file link -symbolic $path [crl_file crl-none.pem]
+        start_server [list overrides [crl_config $path]] {
+            crl_wait_loads 1 0
+            assert_equal 0 [crl_info entries]
+            assert_equal PONG [crl_ping alice]
+            # Symlink swap.
+            file delete $path.new
+            file link -symbolic $path.new [crl_file crl-alice.pem]
+            file rename -force $path.new $path
+            crl_wait_loads 2 0
+            assert_equal 1 [crl_info entries]
+            assert_match {*error*} [crl_ping alice]
+            # Rewritten in place.
+            file delete $path
+            ocsp_write_file $path [ocsp_read_file [crl_file crl-alice-bob.pem]]
+            crl_wait_loads 3 0
+            assert_equal 2 [crl_info entries]
+            assert_match {*error*} [crl_ping bob]
+        }
+    }
+
+    test {CRL: CONFIG SET, GET and REWRITE tls-crl-file} {
+        set path [file join $::crl_dir watched-6.pem]
+        crl_install crl-alice.pem $path
+        start_server [list overrides [crl_config $path]] {
+            crl_wait_loads 1 0
+            assert_equal [list tls-crl-file $path] [r config get tls-crl-file]
+            assert_error {*cannot access the file*} {r config set tls-crl-file [file join $::crl_dir missing.pem]}
+            assert_equal [list tls-crl-file $path] [r config get tls-crl-file]
+
+            r config set tls-crl-file [crl_file crl-alice-bob.pem]
+            crl_wait_loads 2 0
+            assert_match {*error*} [crl_ping bob]
+            r config rewrite
+            assert_match "*tls-crl-file*crl-alice-bob.pem*" [exec grep tls-crl-file [srv 0 config_file]]
+
+            # No file: no CRL in force.
+            r config set tls-crl-file ""
+            assert_equal {0 0} [list [crl_info count] [crl_info entries]]
+            assert_equal PONG [crl_ping alice]
+        }
+    }
+
+    test {CRL: INFO tls fields} {
+        set path [file join $::crl_dir watched-7.pem]
+        crl_install crl-alice-bob.pem $path
+        start_server [list overrides [crl_config $path]] {
+            crl_wait_loads 1 0
+            set info [r info tls]
+            foreach field {count entries next_update loaded_time loads_ok loads_failed last_error
+                           handshakes_refused connections_closed} {
+                assert_match "*tls_crl_$field:*" $info
+            }
+            assert_equal 2 [crl_info entries]
+            set next [exec openssl crl -in [crl_file crl-alice-bob.pem] -noout -nextupdate]
+            set next [clock scan [string range $next [string first = $next]+1 end] -format {%b %d %H:%M:%S %Y GMT} -gmt 1]
+            assert_equal $next [crl_info next_update]
+            assert_range [crl_info loaded_time] [expr {[clock seconds] - 60}] [clock seconds]
+            assert_equal {0 0} [list [crl_info handshakes_refused] [crl_info connections_closed]]
+        }
+    }
+
+    test {CRL: a replica refuses a primary whose certificate is listed} {
+        set path [file join $::crl_dir watched-8.pem]
+        crl_install crl-alice-bob-server2.pem $path
+        start_server [list overrides [crl_config $path server2]] {
+        start_server [list overrides [crl_config $path]] {
+            set refused [crl_info handshakes_refused]
+            r replicaof [srv -1 host] [srv -1 port]
+            wait_for_condition 50 100 {[crl_info handshakes_refused] > $refused} else {
+                fail "the replica's handshake with the listed primary was not refused"
+            }
+            assert_match {*down*} [status r master_link_status]
+            r replicaof no one
+        }
+        }
+    }
+
+    test {CRL: a bad file at startup stops the server (fail closed)} {
+        set port [find_available_port $::baseport $::portcount]
+        set args [list --port 0 --tls-port $port --bind 127.0.0.1 --save "" \
+            --tls-cert-file [crl_file server-chain.pem] --tls-key-file [crl_file server.key] \
+            --tls-ca-cert-file [crl_file ca-bundle.crt] --tls-crl-file [crl_file crl-rogue.pem]]
+        foreach {name value} [ocsp_tls_module_config] { lappend args --$name $value }
+        catch {exec timeout 20 src/valkey-server {*}$args 2>@1} out
+        assert_match {*CRL: refusing tls-crl-file*not signed by a CA*the server does not start (fail closed)*} $out
+        assert_equal 1 [lindex $::errorCode 2]
+    }
+}
+}
