@@ -24,7 +24,9 @@
  *           snapshot: per CRL its issuer and its serials, sorted.
  *   swap    crlLoadDone() on the main thread publishes the snapshot, or
  *           logs why the file was refused and keeps the previous one (at
- *           startup, a refused file stops the server: fail closed), then
+ *           startup, a refused file stops the server: fail closed; the
+ *           first cron waits for that first load, bounded, so that nothing
+ *           is served before it: ocspWorkerFinishTask()), then
  *           closes the clients, replication and cluster bus links whose
  *           certificate the new set lists.
  *   check   crlVerifyCallback(), set on every context tls.c creates, in the
@@ -75,8 +77,8 @@ typedef struct crlSerial {
 
 /* One CRL of the file. */
 typedef struct crlList {
-    int index;          /* 1-based, in the file. */
-    X509_NAME *issuer;  /* Immutable once published. */
+    int index;         /* 1-based, in the file. */
+    X509_NAME *issuer; /* Immutable once published. */
     char issuer_text[128];
     long long this_update, next_update; /* Unix seconds; next_update 0: none. */
     size_t count;
@@ -104,7 +106,7 @@ static atomic_llong last_refusal_log_ms = 0;
 typedef struct crlLoad {
     sds path, ca_file, ca_dir;
     unsigned long long generation;
-    crlSet *set;  /* The outcome, or NULL and error. */
+    crlSet *set; /* The outcome, or NULL and error. */
     char error[CRL_ERROR_LEN];
     ocspFileStamp stamp; /* Of the file read. */
     bool read;           /* stamp is valid. */
@@ -112,10 +114,10 @@ typedef struct crlLoad {
 
 /* Main thread only. */
 static struct {
-    bool started;   /* The first load was submitted. */
-    bool startup_done; /* The startup load succeeded, or CONFIG SET came first. */
-    bool loading;   /* A load is in the worker. */
-    bool load_due;  /* Load again once the one in the worker is done. */
+    bool started;                  /* The first load was submitted. */
+    bool startup_done;             /* The startup load succeeded, or CONFIG SET came first. */
+    bool loading;                  /* A load is in the worker. */
+    bool load_due;                 /* Load again once the one in the worker is done. */
     unsigned long long generation; /* Bumped when the path changes. */
     ocspFileStamp seen;            /* Of the file last loaded or refused. */
     bool seen_valid;

@@ -61,11 +61,11 @@ static struct {
     pthread_mutex_t lock;
     ocspFileWrite *write_waiting;
     ocspFileRead *read_waiting[OCSP_FILE_KINDS], *read_done[OCSP_FILE_KINDS];
-    sds clean_waiting; /* A file whose leftover temporary files to remove. */
+    sds clean_waiting;                  /* A file whose leftover temporary files to remove. */
     ocspTask *task_waiting, *task_done; /* ocspWorkerRunTask(). */
     pthread_cond_t task_finished;       /* task_done was set. */
-    sds cleaned;       /* Worker only: the last one cleaned for. */
-    int wake_fds[2];   /* Worker and resolver -> main thread. */
+    sds cleaned;                        /* Worker only: the last one cleaned for. */
+    int wake_fds[2];                    /* Worker and resolver -> main thread. */
 } worker = {.lock = PTHREAD_MUTEX_INITIALIZER, .task_finished = PTHREAD_COND_INITIALIZER, .wake_fds = {-1, -1}};
 
 typedef struct ocspLookup {
