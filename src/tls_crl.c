@@ -119,6 +119,7 @@ static struct {
     bool loading;                  /* A load is in the worker. */
     bool load_due;                 /* Load again once the one in the worker is done. */
     unsigned long long generation; /* Bumped when the path changes. */
+    sds path;                      /* The path loads are for (tls-crl-file). */
     ocspFileStamp seen;            /* Of the file last loaded or refused. */
     bool seen_valid;
     int stat_errno; /* Of the last stat that failed, logged once. */
@@ -547,6 +548,7 @@ static void crlCron(void) {
     if (crl.started && now - crl.last_check_ms < CRL_CHECK_INTERVAL_MS) return;
     crl.last_check_ms = now;
     if (!crl.started) {
+        crl.path = sdsnew(server.tls_crl_file);
         /* The first load, at startup: no certificate is accepted until it
          * is in force, so the main thread waits for the worker (it reads and
          * parses nothing itself). A file that fails stops the server. */
@@ -578,20 +580,26 @@ static void crlCron(void) {
 /* CONFIG SET tls-crl-file: a new path is loaded at once (a path that does
  * not exist is refused); none drops every CRL. */
 static int crlFileChanged(const char **err) {
+    const char *path = server.tls_crl_file;
+    /* CONFIG SET of the same path, or the old value restored after a
+     * failed CONFIG SET: nothing changed (the watch sees file changes). */
+    if ((!path && !crl.path) || (path && crl.path && !strcmp(path, crl.path))) return 1;
+    struct stat st;
+    if (path && stat(path, &st) == -1) {
+        *err = "tls-crl-file: cannot access the file";
+        return 0;
+    }
+    sdsfree(crl.path);
+    crl.path = path ? sdsnew(path) : NULL;
     crl.generation++;
     crl.seen_valid = false;
     crl.stat_errno = 0;
-    if (!server.tls_crl_file) {
+    if (!path) {
         atomic_store(&crl_required, false);
         if (atomic_load_explicit(&published_set, memory_order_relaxed))
             serverLog(LL_NOTICE, "CRL: tls-crl-file unset; no CRL is in force");
         crlSetPublish(NULL);
         return 1;
-    }
-    struct stat st;
-    if (stat(server.tls_crl_file, &st) == -1) {
-        *err = "tls-crl-file: cannot access the file";
-        return 0;
     }
     /* A new path keeps the CRLs in force until its own are loaded; a file
      * it cannot load never stops the server (only one at startup does). */
