@@ -24,9 +24,9 @@
  *           snapshot: per CRL its issuer and its serials, sorted.
  *   swap    crlLoadDone() on the main thread publishes the snapshot, or
  *           logs why the file was refused and keeps the previous one (at
- *           startup, a refused file stops the server: fail closed; the
- *           first cron waits for that first load, bounded, so that nothing
- *           is served before it: ocspWorkerFinishTask()), then
+ *           startup, a refused file stops the server: fail closed; until
+ *           that first load is done every certificate is refused, so the
+ *           main thread never waits for it), then
  *           closes the clients, replication and cluster bus links whose
  *           certificate the new set lists.
  *   check   crlVerifyCallback(), set on every context tls.c creates, in the
@@ -67,8 +67,6 @@
 #define CRL_CHECK_INTERVAL_MS 1000
 #define CRL_LOG_INTERVAL_MS 1000
 #define CRL_ERROR_LEN 256
-/* How long the main thread waits for the load at startup. */
-#define CRL_STARTUP_WAIT_MS 10000
 
 typedef struct crlSerial {
     unsigned char neg, len;
@@ -550,12 +548,9 @@ static void crlCron(void) {
     if (!crl.started) {
         crl.path = sdsnew(server.tls_crl_file);
         /* The first load, at startup: no certificate is accepted until it
-         * is in force, so the main thread waits for the worker (it reads and
-         * parses nothing itself). A file that fails stops the server. */
+         * is in force (crlVerifyCallback), so nothing waits for it. A file
+         * that fails stops the server. */
         crlLoadStart();
-        if (crl.loading && !ocspWorkerFinishTask(CRL_STARTUP_WAIT_MS))
-            serverLog(LL_WARNING, "CRL: %s is still loading; certificates are refused until it is loaded",
-                      server.tls_crl_file);
         return;
     }
     if (crl.loading) return;

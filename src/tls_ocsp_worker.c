@@ -63,10 +63,9 @@ static struct {
     ocspFileRead *read_waiting[OCSP_FILE_KINDS], *read_done[OCSP_FILE_KINDS];
     sds clean_waiting;                  /* A file whose leftover temporary files to remove. */
     ocspTask *task_waiting, *task_done; /* ocspWorkerRunTask(). */
-    pthread_cond_t task_finished;       /* task_done was set. */
     sds cleaned;                        /* Worker only: the last one cleaned for. */
     int wake_fds[2];                    /* Worker and resolver -> main thread. */
-} worker = {.lock = PTHREAD_MUTEX_INITIALIZER, .task_finished = PTHREAD_COND_INITIALIZER, .wake_fds = {-1, -1}};
+} worker = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_fds = {-1, -1}};
 
 typedef struct ocspLookup {
     unsigned long long id;
@@ -322,7 +321,6 @@ void tlsOcspBackgroundJob(void) {
     if (task) {
         replaced = worker.task_done;
         worker.task_done = task;
-        pthread_cond_signal(&worker.task_finished);
     }
     for (int kind = 0; kind < OCSP_FILE_KINDS; kind++) {
         if (!reads[kind]) continue;
@@ -498,28 +496,6 @@ int ocspWorkerRunTask(void *arg, ocspTaskProc *run, ocspTaskProc *done, ocspTask
     task->done = done;
     task->free_arg = free_arg;
     return workerSubmit((void **)&worker.task_waiting, task, taskFree);
-}
-
-int ocspWorkerFinishTask(long long timeout_ms) {
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&worker.lock);
-    while (!worker.task_done) {
-        if (pthread_cond_timedwait(&worker.task_finished, &worker.lock, &deadline) == ETIMEDOUT) break;
-    }
-    ocspTask *task = worker.task_done;
-    worker.task_done = NULL;
-    pthread_mutex_unlock(&worker.lock);
-    if (!task) return 0;
-    task->done(task->arg);
-    zfree(task);
-    return 1;
 }
 
 void ocspWorkerRemoveLeftovers(sds path) {

@@ -85,10 +85,6 @@ long long ocspWorkerWriteFailures(void);
  * unreachable (arg is then freed). */
 typedef void ocspTaskProc(void *arg);
 int ocspWorkerRunTask(void *arg, ocspTaskProc *run, ocspTaskProc *done, ocspTaskProc *free_arg);
-/* Wait up to timeout_ms for the task submitted to finish and run its done
- * callback now; 0 if it has not finished (done then runs later, as usual).
- * For a load that must be in force before the server serves anyone. */
-int ocspWorkerFinishTask(long long timeout_ms);
 
 /* Look host:port up in the resolver thread; done gets the result (to
  * freeaddrinfo) on the main thread unless the lookup is cancelled first.
