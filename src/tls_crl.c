@@ -498,6 +498,36 @@ static void crlLoadStart(void) {
     crl.loading = true;
 }
 
+/* The latest thisUpdate among the set's CRLs from ISSUER, 0 if it has none. */
+static long long crlLatestFrom(const crlSet *set, X509_NAME *issuer) {
+    long long latest = 0;
+    for (int i = 0; i < set->count; i++)
+        if (X509_NAME_cmp(set->lists[i].issuer, issuer) == 0 && set->lists[i].this_update > latest)
+            latest = set->lists[i].this_update;
+    return latest;
+}
+
+/* A new file at the same path must not un-revoke by going backwards: every
+ * issuer with a CRL in force keeps one, no older than the one in force (a
+ * stale copy restored by a backup or a deploy job is refused). Changing the
+ * path (CONFIG SET) is the operator's explicit way to start over. */
+static int crlSetGoesBackwards(const crlSet *in_force, const crlSet *set, char *err, size_t size) {
+    for (int i = 0; i < in_force->count; i++) {
+        const crlList *old = &in_force->lists[i];
+        long long latest = crlLatestFrom(set, old->issuer);
+        if (latest == 0) {
+            snprintf(err, size, "it has no CRL of issuer %s, whose CRL is in force", old->issuer_text);
+            return 1;
+        }
+        if (latest < crlLatestFrom(in_force, old->issuer)) {
+            snprintf(err, size, "its CRL of issuer %s is older (thisUpdate) than the one in force",
+                     old->issuer_text);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void crlLoadDone(void *arg) {
     crlLoad *load = arg;
     crl.loading = false;
@@ -511,6 +541,13 @@ static void crlLoadDone(void *arg) {
         crl.seen = load->stamp;
         crl.seen_valid = true;
     }
+    crlSet *in_force = crlSetAcquire();
+    if (load->set && in_force && !strcmp(in_force->path, load->path) &&
+        crlSetGoesBackwards(in_force, load->set, load->error, sizeof(load->error))) {
+        crlSetFree(load->set);
+        load->set = NULL;
+    }
+    crlSetRelease(in_force);
     if (!load->set) {
         crl.loads_failed++;
         snprintf(crl.last_error, sizeof(crl.last_error), "%s", load->error);

@@ -19,6 +19,7 @@
 #   crl-rogue.pem            listing alice, bob and carol, signed by rogue-ca
 #   crl-garbage.pem          not a CRL; crl-truncated.pem: crl-alice.pem cut short
 #   crl-backwards.pem        alice revoked, nextUpdate before thisUpdate
+#   crl-older.pem            listing nothing, thisUpdate a day before crl-none.pem's
 set -eu
 
 dir=$1
@@ -93,6 +94,10 @@ for name in server server2; do cat "$name.crt" ca.crt > "$name-chain.pem"; done
 cat ca.crt ${extra_ca:+"$extra_ca"} > ca-bundle.crt
 
 gencrl ca crl-none.pem
+# A CRL from before alice was revoked (-crl_lastupdate needs OpenSSL 3.0;
+# no file where the option is missing).
+openssl ca -config db-ca/ca.cnf -gencrl -crl_lastupdate "$(date -u -d '-1 day' +%Y%m%d%H%M%SZ)" \
+    -out crl-older.pem -batch 2> /dev/null || rm -f crl-older.pem
 revoke ca alice.crt
 gencrl ca crl-alice.pem
 openssl crl -in crl-alice.pem -outform DER -out crl-alice.der

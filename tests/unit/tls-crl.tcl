@@ -113,7 +113,7 @@ tags {tls crl external:skip} {
         }
     }
 
-    test {CRL: a CRL of another CA, garbage, a truncated file are refused; the CRLs before stay} {
+    test {CRL: a CRL of another CA, garbage, a truncated file, an older CRL are refused; the CRLs before stay} {
         set path [file join $::crl_dir watched-3.pem]
         crl_install crl-alice.pem $path
         start_server [list overrides [crl_config $path]] {
@@ -124,6 +124,7 @@ tags {tls crl external:skip} {
                 crl-garbage.pem {*neither PEM nor a single DER*}
                 crl-truncated.pem {*cannot be parsed*}
                 crl-backwards.pem {*nextUpdate before its thisUpdate*}
+                crl-older.pem {*older (thisUpdate) than the one in force*}
             } {
                 if {![file exists [crl_file $bad]]} continue
                 crl_install $bad $path
