@@ -207,7 +207,7 @@ static const crlList *crlSetLookup(const crlSet *set, X509 *cert, crlSerial *key
     for (int i = 0; i < set->count; i++) {
         const crlList *list = &set->lists[i];
         if (X509_NAME_cmp(list->issuer, issuer) != 0) continue;
-        if (bsearch(key, list->serials, list->count, sizeof(crlSerial), crlSerialCompare)) return list;
+        if (list->count && bsearch(key, list->serials, list->count, sizeof(crlSerial), crlSerialCompare)) return list;
     }
     return NULL;
 }
