@@ -307,6 +307,7 @@ struct ocspHttpFetch {
     void *privdata;
     sds name; /* For log lines. */
     const char *response_type;
+    bool any_response_type;
     size_t max_body;
     int timeout_ms;
     long long start_timer; /* Begins the fetch from the event loop. */
@@ -443,7 +444,8 @@ static ocspError fetchCheckHeaders(ocspFetch *f, char *detail, size_t detail_len
     size_t type_len = 0;
     while (value && type_len < len && value[type_len] != ';' && value[type_len] != ' ' && value[type_len] != '\t')
         type_len++;
-    if (!value || type_len != strlen(expected) || strncasecmp(value, expected, type_len) != 0) {
+    if (!f->any_response_type &&
+        (!value || type_len != strlen(expected) || strncasecmp(value, expected, type_len) != 0)) {
         snprintf(detail, detail_len, "Content-Type '%.*s'", value ? (int)(len > 64 ? 64 : len) : 0, value ? value : "");
         return OCSP_ERR_CONTENT_TYPE;
     }
@@ -733,6 +735,7 @@ ocspHttpFetch *ocspHttpFetchStart(const ocspHttpRequest *request,
     f->privdata = privdata;
     f->name = sdsnew(request->name);
     f->response_type = request->response_type;
+    f->any_response_type = request->any_response_type;
     f->max_body = request->max_body;
     f->timeout_ms = request->timeout_ms;
     f->fd = -1;

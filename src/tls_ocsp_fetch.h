@@ -57,7 +57,8 @@ typedef struct ocspHttpRequest {
     size_t body_len;           /* At most INT_MAX. */
     bool try_get;              /* Try GET first when the body fits. */
     const char *body_type;     /* Content-Type of a POST. */
-    const char *response_type; /* The Content-Type the answer must have. */
+    const char *response_type; /* The Content-Type asked for, which the answer must have, */
+    bool any_response_type;    /* unless this is set (the caller checks what the body is). */
     size_t max_body;           /* The answer's body may not exceed this. */
     int timeout_ms;            /* The whole fetch, from name lookup to the last byte. */
 } ocspHttpRequest;

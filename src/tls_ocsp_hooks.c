@@ -14,7 +14,7 @@
  * and says at startup that a configured tls-ocsp-stapling yes does nothing.
  *
  * The same hooks drive tls-crl-file (tls_crl_hooks.c): tlsOcspCron() and
- * tlsOcspInfo() call tlsCrlCron() and tlsCrlInfo().
+ * tlsOcspInfo() call tlsCrlCron() and tlsCrlInfo(), OCSP REFRESH tlsCrlRefresh().
  *
  * Threads: main thread only.
  */
@@ -99,12 +99,18 @@ void ocspCommand(client *c) {
         const char *help[] = {
             "REFRESH",
             "    Fetch the OCSP response for the server certificate now (or read tls-ocsp-response-file",
-            "    again). Replies at once; the outcome shows in INFO tls and the log.",
+            "    again), and the CRLs of tls-crl-urls (and read tls-crl-file again). Replies at once;",
+            "    the outcome shows in INFO tls and the log.",
             NULL};
         addReplyHelp(c, help);
     } else if (c->argc == 2 && !strcasecmp(objectGetVal(c->argv[1]), "refresh")) {
-        if (stapler)
+        /* One command refreshes all revocation data the server keeps: with
+         * stapling off, the CRLs alone. */
+        int crls = tlsCrlRefresh();
+        if (stapler && (server.tls_ocsp_config.enabled || !crls))
             stapler->refresh_command(c);
+        else if (crls)
+            addReply(c, shared.ok);
         else
             addReplyError(c, OCSP_UNAVAILABLE);
     } else {

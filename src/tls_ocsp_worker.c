@@ -193,7 +193,7 @@ static sds cacheTemporaryPrefix(const char *path) {
 
 /* Remove the temporary files a server killed while writing left behind.
  * Worker only: no write of ours is under way meanwhile. */
-static void removeLeftoverTemporaryFiles(const char *path) {
+void ocspRemoveLeftoverTemporaryFiles(const char *path) {
     if (worker.cleaned && !strcmp(worker.cleaned, path)) return;
     sdsfree(worker.cleaned);
     worker.cleaned = sdsnew(path);
@@ -222,7 +222,7 @@ static void removeLeftoverTemporaryFiles(const char *path) {
  * in the same directory, fsync, rename, fsync of the directory. The
  * temporary name is new (mkostemp opens it O_EXCL), so nothing planted at a
  * predictable name (a symlink, a hard link, a FIFO) is written through. */
-static int writeFileAtomically(const char *path, const unsigned char *data, size_t len) {
+int ocspWriteFileAtomically(const char *path, const unsigned char *data, size_t len) {
     /* The rename would replace whatever has the name: never a device, a FIFO
      * or a directory someone pointed the setting at. */
     struct stat st;
@@ -297,11 +297,11 @@ void tlsOcspBackgroundJob(void) {
     }
     pthread_mutex_unlock(&worker.lock);
 
-    if (clean) removeLeftoverTemporaryFiles(clean);
+    if (clean) ocspRemoveLeftoverTemporaryFiles(clean);
     sdsfree(clean);
     if (write) {
-        removeLeftoverTemporaryFiles(write->path);
-        if (!writeFileAtomically(write->path, write->data, write->len)) {
+        ocspRemoveLeftoverTemporaryFiles(write->path);
+        if (!ocspWriteFileAtomically(write->path, write->data, write->len)) {
             atomic_fetch_add_explicit(&write_failures, 1, memory_order_relaxed);
             serverLog(LL_WARNING, "OCSP: cannot write the cache file %s: %s; stapling is unaffected", write->path,
                       errno == ENOTSUP ? "it exists and is not a regular file" : strerror(errno));

@@ -66,6 +66,9 @@ const char *ocspFileErrorText(int error);
 /* Read a regular file of at most max bytes; NULL with *error set. Never
  * blocks on a FIFO or a device. */
 sds ocspReadSmallFile(const char *path, size_t max, ocspFileStamp *stamp, int *error);
+/* In the worker only (a task's run function may call them). */
+int ocspWriteFileAtomically(const char *path, const unsigned char *data, size_t len);
+void ocspRemoveLeftoverTemporaryFiles(const char *path);
 void ocspFileReadFree(ocspFileRead *read);
 
 /* Read path in the worker unless it still has the stamp seen (NULL: read
