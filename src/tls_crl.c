@@ -529,7 +529,13 @@ static void crlCloseRevoked(const crlSet *set) {
         crlLogClosed(l, who, serial);
         freeClientAsync(c);
     }
-    if (server.repl_transfer_s && (l = crlConnectionRevoked(set, server.repl_transfer_s, serial, sizeof(serial)))) {
+    /* repl_transfer_s is ours only from the connect to the end of the
+     * transfer: upstream leaves it pointing at the connection it handed to
+     * the primary client (closed above) and, once that client is gone, at a
+     * freed connection until the next connect. */
+    bool transfer = server.repl_state >= REPL_STATE_CONNECTING && server.repl_state <= REPL_STATE_TRANSFER;
+    if (transfer && server.repl_transfer_s && (!server.primary || server.primary->conn != server.repl_transfer_s) &&
+        (l = crlConnectionRevoked(set, server.repl_transfer_s, serial, sizeof(serial)))) {
         crlLogClosed(l, "the replication link to the primary", serial);
         shutdown(server.repl_transfer_s->fd, SHUT_RDWR);
     }
