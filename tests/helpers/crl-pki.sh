@@ -20,6 +20,10 @@
 #   crl-garbage.pem          not a CRL; crl-truncated.pem: crl-alice.pem cut short
 #   crl-backwards.pem        alice revoked, nextUpdate before thisUpdate
 #   crl-older.pem            listing nothing, thisUpdate a day before crl-none.pem's
+#   server3, server4.{crt,key}  two more server certificates (made after all of
+#                            the above, whose serials and CRLs they leave as
+#                            they are), server3-chain.pem, server4-chain.pem
+#   crl-alice-bob-server2-server3.pem  crl-alice-bob-server2.pem's entries and server3
 set -eu
 
 dir=$1
@@ -117,3 +121,11 @@ head -c "$(($(wc -c < crl-alice.pem) / 2))" crl-alice.pem > crl-truncated.pem
 # (no file) where the option is missing.
 openssl ca -config db-ca/ca.cnf -gencrl -crl_lastupdate 20300101000000Z -crl_nextupdate 20290101000000Z \
     -out crl-backwards.pem -batch 2> /dev/null || rm -f crl-backwards.pem
+
+# The peers of tests/unit/tls-crl-links.tcl: last, so that every certificate
+# and CRL above stays what it was.
+issue server3 "Server Three" server
+issue server4 "Server Four" server
+for name in server3 server4; do cat "$name.crt" ca.crt > "$name-chain.pem"; done
+revoke ca server3.crt
+gencrl ca crl-alice-bob-server2-server3.pem
