@@ -127,8 +127,8 @@ static atomic_llong last_refusal_log_ms = 0;
 typedef struct crlSource {
     unsigned long long id; /* Jobs name their source by it: sources come and go. */
     bool is_url;
-    sds name;      /* The path or the URL. */
-    crlSet *lists; /* Its CRLs in force, or NULL. */
+    sds name;       /* The path or the URL. */
+    crlSet *lists;  /* Its CRLs in force, or NULL. */
     bool inherited; /* lists are the previous path's, until its own load. */
     bool busy;      /* A job or a fetch of it is under way. */
     bool due;       /* Load again once that is done. */
@@ -139,9 +139,9 @@ typedef struct crlSource {
     int stat_errno; /* Of the last stat that failed, logged once. */
     /* A URL. */
     ocspUrl url;
-    sds cache_path;       /* Absolute. */
-    bool cache_read;      /* The cache file was read (or tried). */
-    ocspHttpFetch *fetch; /* In flight, or NULL. */
+    sds cache_path;          /* Absolute. */
+    bool cache_read;         /* The cache file was read (or tried). */
+    ocspHttpFetch *fetch;    /* In flight, or NULL. */
     long long next_fetch_ms; /* Monotonic. */
     int failures;            /* In a row. */
 } crlSource;
@@ -157,13 +157,13 @@ typedef enum crlJobKind {
 typedef struct crlJob {
     crlJobKind kind;
     unsigned long long source_id;
-    sds name;       /* The source's, for the lists. */
-    sds path;       /* What to read or write. */
-    sds data;       /* Bytes fetched (PARSE) or to write (WRITE_CACHE). */
+    sds name; /* The source's, for the lists. */
+    sds path; /* What to read or write. */
+    sds data; /* Bytes fetched (PARSE) or to write (WRITE_CACHE). */
     sds ca_file, ca_dir;
-    crlSet *set;    /* The outcome, or NULL and error. */
+    crlSet *set; /* The outcome, or NULL and error. */
     char error[CRL_ERROR_LEN];
-    int read_errno; /* Why a read failed. */
+    int read_errno;      /* Why a read failed. */
     ocspFileStamp stamp; /* Of the file read. */
     bool read;           /* stamp is valid. */
 } crlJob;
@@ -279,8 +279,7 @@ static void crlSerialText(const crlSerial *key, char *buf, size_t size) {
 /* The CRL of set that lists cert, or NULL. When none does, *stale is set to
  * a CRL of cert's issuer if every CRL of that issuer is past its nextUpdate
  * at now (Unix seconds), else to NULL. */
-static const crlList *crlSetLookup(const crlSet *set, X509 *cert, crlSerial *key, long long now,
-                                   const crlList **stale) {
+static const crlList *crlSetLookup(const crlSet *set, X509 *cert, crlSerial *key, long long now, const crlList **stale) {
     *stale = NULL;
     if (!crlSerialFrom(X509_get0_serialNumber(cert), key)) return NULL;
     const X509_NAME *issuer = X509_get_issuer_name(cert);

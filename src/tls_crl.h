@@ -45,9 +45,9 @@
 
 /* The tls-crl-* directives, held in server.tls_crl_config. */
 typedef struct tlsCrlConfig {
-    char *file;              /* tls-crl-file, NULL = none */
-    char *urls;              /* tls-crl-urls, space-separated http:// URLs, NULL = none */
-    int stale;               /* tls-crl-stale, TLS_CRL_STALE_* */
+    char *file;                   /* tls-crl-file, NULL = none */
+    char *urls;                   /* tls-crl-urls, space-separated http:// URLs, NULL = none */
+    int stale;                    /* tls-crl-stale, TLS_CRL_STALE_* */
     unsigned long long max_bytes; /* tls-crl-max-bytes: the largest CRL fetched */
 } tlsCrlConfig;
 
