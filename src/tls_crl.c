@@ -279,10 +279,14 @@ static void crlSerialText(const crlSerial *key, char *buf, size_t size) {
 /* The CRL of set that lists cert, or NULL. When none does, *stale is set to
  * a CRL of cert's issuer if every CRL of that issuer is past its nextUpdate
  * at now (Unix seconds), else to NULL. */
-static const crlList *crlSetLookup(const crlSet *set, X509 *cert, crlSerial *key, long long now, const crlList **stale) {
+static const crlList *crlSetLookupSerial(const crlSet *set,
+                                         const X509_NAME *issuer,
+                                         const ASN1_INTEGER *serial,
+                                         crlSerial *key,
+                                         long long now,
+                                         const crlList **stale) {
     *stale = NULL;
-    if (!crlSerialFrom(X509_get0_serialNumber(cert), key)) return NULL;
-    const X509_NAME *issuer = X509_get_issuer_name(cert);
+    if (!crlSerialFrom(serial, key)) return NULL;
     const crlList *past = NULL;
     bool fresh = false;
     for (int i = 0; i < set->count; i++) {
@@ -296,6 +300,10 @@ static const crlList *crlSetLookup(const crlSet *set, X509 *cert, crlSerial *key
     }
     if (!fresh) *stale = past;
     return NULL;
+}
+
+static const crlList *crlSetLookup(const crlSet *set, X509 *cert, crlSerial *key, long long now, const crlList **stale) {
+    return crlSetLookupSerial(set, X509_get_issuer_name(cert), X509_get0_serialNumber(cert), key, now, stale);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -484,19 +492,81 @@ static void crlJobFree(void *arg) {
 /* ------------------------------------------------------------------------- */
 /* Connections already open. */
 
+/* The issuer and serial of a DER certificate, read from its tbsCertificate
+ * without parsing the rest: d2i_X509() decodes the public key too, which
+ * with OpenSSL 3.0 costs ~0.6 ms, too much per open connection on the main
+ * thread. Returns 0 if der is not a certificate. */
+static int crlCertificateIdentity(const unsigned char *der, long len, X509_NAME **issuer, ASN1_INTEGER **serial) {
+    const unsigned char *p = der, *end = der + len;
+    long content;
+    int tag, class;
+    *issuer = NULL;
+    *serial = NULL;
+    /* Certificate, then tbsCertificate: SEQUENCEs entered. */
+    for (int i = 0; i < 2; i++) {
+        if (ASN1_get_object(&p, &content, &tag, &class, end - p) != V_ASN1_CONSTRUCTED || tag != V_ASN1_SEQUENCE ||
+            class != V_ASN1_UNIVERSAL)
+            return 0;
+        end = p + content;
+    }
+    /* version [0] EXPLICIT, when present: skipped. */
+    const unsigned char *q = p;
+    if (ASN1_get_object(&q, &content, &tag, &class, end - p) == V_ASN1_CONSTRUCTED && tag == 0 &&
+        class == V_ASN1_CONTEXT_SPECIFIC) {
+        if (content > end - q) return 0;
+        p = q + content;
+    }
+    if (!(*serial = d2i_ASN1_INTEGER(NULL, &p, end - p))) return 0;
+    /* signature AlgorithmIdentifier: skipped. */
+    if (ASN1_get_object(&p, &content, &tag, &class, end - p) != V_ASN1_CONSTRUCTED || content > end - p) return 0;
+    p += content;
+    return (*issuer = d2i_X509_NAME(NULL, &p, end - p)) != NULL;
+}
+
+/* The DER of the first certificate in pem, or NULL. PEM_read_bio() would do,
+ * at a few times the cost (it reads line by line through a BIO). */
+static unsigned char *crlPemToDer(const char *pem, size_t pem_len, int *der_len) {
+    static const char begin[] = "-----BEGIN CERTIFICATE-----", end[] = "-----END CERTIFICATE-----";
+    const char *body = memmem(pem, pem_len, begin, sizeof(begin) - 1);
+    if (!body) return NULL;
+    body += sizeof(begin) - 1;
+    const char *stop = memmem(body, pem_len - (body - pem), end, sizeof(end) - 1);
+    if (!stop || stop - body > INT_MAX / 2) return NULL;
+    int len = 0, last = 0;
+    unsigned char *der = zmalloc((stop - body) * 3 / 4 + 3);
+    EVP_ENCODE_CTX *ctx = EVP_ENCODE_CTX_new();
+    if (!ctx) {
+        zfree(der);
+        return NULL;
+    }
+    EVP_DecodeInit(ctx);
+    if (EVP_DecodeUpdate(ctx, der, &len, (const unsigned char *)body, (int)(stop - body)) < 0 ||
+        EVP_DecodeFinal(ctx, der + len, &last) != 1) {
+        zfree(der);
+        der = NULL;
+    }
+    EVP_ENCODE_CTX_free(ctx);
+    *der_len = len + last;
+    return der;
+}
+
 /* Is the certificate of conn listed by set? */
 static const crlList *crlConnectionRevoked(const crlSet *set, connection *conn, char *serial, size_t size) {
     if (!conn || !connIsTLS(conn)) return NULL;
     sds pem = connGetPeerCert(conn);
     if (!pem) return NULL;
     const crlList *l = NULL, *stale;
-    BIO *bio = BIO_new_mem_buf(pem, (int)sdslen(pem));
-    X509 *cert = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    int len = 0;
+    unsigned char *der = crlPemToDer(pem, sdslen(pem), &len);
+    X509_NAME *issuer = NULL;
+    ASN1_INTEGER *number = NULL;
     crlSerial key;
-    if (cert) l = crlSetLookup(set, cert, &key, 0, &stale);
+    if (der && crlCertificateIdentity(der, len, &issuer, &number))
+        l = crlSetLookupSerial(set, issuer, number, &key, 0, &stale);
     if (l) crlSerialText(&key, serial, size);
-    X509_free(cert);
-    BIO_free(bio);
+    X509_NAME_free(issuer);
+    ASN1_INTEGER_free(number);
+    zfree(der);
     sdsfree(pem);
     ERR_clear_error();
     return l;
@@ -921,16 +991,13 @@ static void crlCacheRead(crlSource *s, crlJob *job) {
     s->cache_read = true;
     crlSet *set = job->set;
     job->set = NULL;
+    /* What the cache holds may be old: fetched right away either way. */
     if (set && crlSourceAccept(s, set, job->error, sizeof(job->error))) {
-        crlScheduleAfterSuccess(s);
         serverLog(LL_NOTICE,
-                  "CRL: loaded %d CRL%s with %zu revoked certificate%s of %s from its cache file %s; next fetch in %lld s",
+                  "CRL: loaded %d CRL%s with %zu revoked certificate%s of %s from its cache file %s; fetching it now",
                   s->lists->count, s->lists->count == 1 ? "" : "s", s->lists->entries,
-                  s->lists->entries == 1 ? "" : "s", s->name, s->cache_path,
-                  (s->next_fetch_ms - crlMonotonicMs() + 999) / 1000);
-        return;
-    }
-    if (!(job->read_errno == ENOENT && !job->read))
+                  s->lists->entries == 1 ? "" : "s", s->name, s->cache_path);
+    } else if (!(job->read_errno == ENOENT && !job->read))
         serverLog(LL_WARNING, "CRL: ignoring the cache file %s of %s: %s", s->cache_path, s->name, job->error);
     s->next_fetch_ms = 0;
 }
@@ -1106,6 +1173,21 @@ static void crlStaleChanged(void) {
 }
 
 /* OCSP REFRESH: the file read again, every URL fetched now. */
+/* Each URL waiting for its next fetch: timed again by the new settings, as
+ * after its last success or failure. */
+static void crlScheduleChanged(void) {
+    for (int i = 0; i < crl.url_count; i++) {
+        crlSource *s = crl.urls[i];
+        if (s->busy || !s->cache_read) continue;
+        if (s->lists && s->failures == 0) {
+            crlScheduleAfterSuccess(s);
+        } else {
+            long long retry_at = crlMonotonicMs() + crlDelayAfterFailure(s);
+            if (retry_at < s->next_fetch_ms) s->next_fetch_ms = retry_at;
+        }
+    }
+}
+
 static int crlRefresh(void) {
     if (crl.file) crlFileLoad();
     for (int i = 0; i < crl.url_count; i++) {
@@ -1228,6 +1310,7 @@ static const tlsCrlChecker checker = {
     .file_changed = crlFileChanged,
     .urls_changed = crlUrlsChanged,
     .stale_changed = crlStaleChanged,
+    .schedule_changed = crlScheduleChanged,
     .refresh = crlRefresh,
     .cron = crlCron,
     .info = crlInfo,

@@ -56,6 +56,7 @@ typedef struct tlsCrlChecker {
     int (*file_changed)(const char **err); /* CONFIG SET tls-crl-file */
     int (*urls_changed)(const char **err); /* CONFIG SET tls-crl-urls */
     void (*stale_changed)(void);           /* CONFIG SET tls-crl-stale */
+    void (*schedule_changed)(void);        /* CONFIG SET of the OCSP schedule */
     int (*refresh)(void);                  /* OCSP REFRESH; 0: no CRL source */
     void (*cron)(void);
     sds (*info)(sds info);
@@ -69,6 +70,7 @@ int tlsCrlIsValidUrls(char *val, const char **err);
 int tlsCrlApplyFile(const char **err);
 int tlsCrlApplyUrls(const char **err);
 int tlsCrlApplyStale(const char **err);
+void tlsCrlScheduleChanged(void);
 int tlsCrlRefresh(void);
 void tlsCrlCron(void);
 sds tlsCrlInfo(sds info);

@@ -86,6 +86,12 @@ int tlsCrlApplyStale(const char **err) {
     return 1;
 }
 
+/* CONFIG SET of tls-ocsp-refresh-margin, -retry-delay or
+ * -max-refresh-interval: the next fetch of each URL is timed again. */
+void tlsCrlScheduleChanged(void) {
+    if (checker) checker->schedule_changed();
+}
+
 /* OCSP REFRESH: read the file and fetch every URL now. Returns 0 if there is
  * nothing to refresh. */
 int tlsCrlRefresh(void) {

@@ -323,7 +323,8 @@ struct ocspHttpFetch {
     sds request;
     sds post_fallback; /* With a GET: the POST to send if it is refused. */
     size_t request_sent;
-    char *buf; /* The answer: headers, then the body. */
+    char *buf;       /* The answer: headers, then the body. */
+    size_t buf_size; /* Grown as the answer arrives, up to its bound. */
     size_t received;
     size_t body_start;        /* Offset of the body; 0 until the headers ended. */
     long long content_length; /* -1: not given, read until the peer closes. */
@@ -484,6 +485,13 @@ static void fetchReadProc(struct aeEventLoop *el, int fd, void *client_data, int
     size_t limit = OCSP_MAX_HEADER_BYTES;
     if (f->body_start)
         limit = f->body_start + (f->content_length >= 0 ? (size_t)f->content_length : f->max_body + 1);
+    /* Room is added as bytes arrive, so that a large bound (a CRL's) costs
+     * memory only when that much is sent. */
+    if (f->received == f->buf_size && f->buf_size < limit) {
+        f->buf_size = f->buf_size > limit / 2 ? limit : f->buf_size * 2;
+        f->buf = zrealloc(f->buf, f->buf_size);
+    }
+    if (limit > f->buf_size) limit = f->buf_size;
     ssize_t n = read(fd, f->buf + f->received, limit - f->received);
     if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
     if (n == -1) {
@@ -556,7 +564,8 @@ static void fetchWriteProc(struct aeEventLoop *el, int fd, void *client_data, in
     f->request_sent += n;
     if (f->request_sent < sdslen(f->request)) return;
     f->phase = OCSP_FETCH_RECEIVING;
-    f->buf = zmalloc(OCSP_MAX_HEADER_BYTES + f->max_body + 1);
+    f->buf_size = OCSP_MAX_HEADER_BYTES;
+    f->buf = zmalloc(f->buf_size);
     if (!fetchWatch(f, AE_READABLE, fetchReadProc)) fetchFinish(f, OCSP_ERR_INTERNAL, "cannot watch the socket");
 }
 
@@ -637,7 +646,7 @@ static void fetchRetryWithPost(ocspFetch *f, const char *refusal) {
     f->request_sent = 0;
     zfree(f->buf);
     f->buf = NULL;
-    f->received = f->body_start = 0;
+    f->buf_size = f->received = f->body_start = 0;
     f->next_address = f->addresses;
     f->connect_errno = 0;
     fetchConnectNext(f);

@@ -64,7 +64,9 @@ int tlsOcspApplySource(const char **err) {
     return settingChanged(TLS_OCSP_SETTING_SOURCE, err);
 }
 
+/* The schedule settings time the CRL fetches too. */
 int tlsOcspApplySchedule(const char **err) {
+    tlsCrlScheduleChanged();
     return settingChanged(TLS_OCSP_SETTING_SCHEDULE, err);
 }
 
