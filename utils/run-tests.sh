@@ -11,7 +11,7 @@ log="$top/build/test.log"
 # Ours, then upstream's tests of the files our patches touch: TLS, CONFIG,
 # INFO, valkey-cli / valkey-benchmark (cli_common.c), replication and the
 # cluster bus over TLS (tls.c's outgoing connections).
-tests="unit/tls-ocsp unit/tls-ocsp-sources unit/tls-ocsp-peers unit/tls-crl unit/tls-crl-links unit/tls unit/introspection unit/info
+tests="unit/tls-ocsp unit/tls-ocsp-sources unit/tls-ocsp-peers unit/tls-crl unit/tls-crl-links unit/tls-crl-urls unit/tls unit/introspection unit/info
 integration/valkey-cli integration/valkey-benchmark integration/replication-4 unit/cluster/links"
 args=""
 for t in $tests; do

@@ -31,10 +31,10 @@ harness_count() {
 # run_ocsp_files TLS_OPTION PORT [harness arguments]: the last step of the
 # scripts that test another build of ours ($tree, built between $start and
 # $built; its log $log), after one check of their own passed: our three OCSP
-# files, unit/tls-crl and unit/tls-crl-links with TLS_OPTION (--tls or
-# --tls-module), the harness on PORT and its servers from PORT + 32, ports of
-# their own below the ephemeral range so that no other run or outgoing
-# connection holds them. Exits via summary.
+# files, unit/tls-crl, unit/tls-crl-links and unit/tls-crl-urls with
+# TLS_OPTION (--tls or --tls-module), the harness on PORT and its servers
+# from PORT + 32, ports of their own below the ephemeral range so that no
+# other run or outgoing connection holds them. Exits via summary.
 run_ocsp_files() {
     tls_option=$1
     port=$2
@@ -44,7 +44,7 @@ run_ocsp_files() {
         ./utils/gen-test-certs.sh > tests/tls-gen.log 2>&1 || summary 1 1
     fi
     args=""
-    for t in unit/tls-ocsp unit/tls-ocsp-sources unit/tls-ocsp-peers unit/tls-crl unit/tls-crl-links; do
+    for t in unit/tls-ocsp unit/tls-ocsp-sources unit/tls-ocsp-peers unit/tls-crl unit/tls-crl-links unit/tls-crl-urls; do
         [ -f "tests/$t.tcl" ] && args="$args --single $t"
     done
     say "running$args with $tls_option (log: ${log#"$top"/})"

@@ -26,13 +26,13 @@
 # Ends with one line "N passed, M failed" (M: failed tests + failing report
 # groups); exit status 0 only when M is 0 and N is not.
 # SANITIZER_BUILD_ONLY=1: build the tree and stop (utils/fuzz-ocsp.sh).
-# SANITIZER_TESTS: the test files (default: our three OCSP files, unit/tls-crl and
-# unit/tls-crl-links).
+# SANITIZER_TESTS: the test files (default: our three OCSP files, unit/tls-crl,
+# unit/tls-crl-links and unit/tls-crl-urls).
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 mode=${1:-address}
 [ $# -gt 0 ] && shift
-tests=${SANITIZER_TESTS:-"unit/tls-ocsp unit/tls-ocsp-sources unit/tls-ocsp-peers unit/tls-crl unit/tls-crl-links"}
+tests=${SANITIZER_TESTS:-"unit/tls-ocsp unit/tls-ocsp-sources unit/tls-ocsp-peers unit/tls-crl unit/tls-crl-links unit/tls-crl-urls"}
 jobs=$(nproc 2> /dev/null || echo 1)
 case "$mode" in
 address)

@@ -24,6 +24,9 @@
 #                            the above, whose serials and CRLs they leave as
 #                            they are), server3-chain.pem, server4-chain.pem
 #   crl-alice-bob-server2-server3.pem  crl-alice-bob-server2.pem's entries and server3
+#   db-alice/ca.cnf          openssl ca's configuration for the CA with alice
+#                            alone revoked (a CRL of it when a test needs one:
+#                            openssl ca -config db-alice/ca.cnf -gencrl ...)
 set -eu
 
 dir=$1
@@ -129,3 +132,11 @@ issue server4 "Server Four" server
 for name in server3 server4; do cat "$name.crt" ca.crt > "$name-chain.pem"; done
 revoke ca server3.crt
 gencrl ca crl-alice-bob-server2-server3.pem
+
+# tests/unit/tls-crl-urls.tcl: a database of the same CA listing alice alone,
+# for the CRLs that test makes when it needs them (short-lived ones, with
+# -crlsec); last too, and it issues and revokes nothing.
+mkdir -p db-alice
+grep 'CN=Alice' db-ca/index.txt > db-alice/index.txt
+echo 2000 > db-alice/crlnumber
+sed 's#/db-ca/#/db-alice/#' db-ca/ca.cnf > db-alice/ca.cnf

@@ -9,61 +9,7 @@
 # harness clients (whose issuer has no CRL) keep working. Every case runs
 # its own servers (external:skip); everything listens on 127.0.0.1 only.
 
-source tests/support/ocsp.tcl
-
-proc crl_setup {} {
-    set ::crl_dir [file normalize [tmpdir crl-pki]]
-    exec sh tests/helpers/crl-pki.sh $::crl_dir [file normalize $::tlsdir/ca.crt] 2>@1
-}
-
-proc crl_file {name} {
-    file join $::crl_dir $name
-}
-
-# Put CRL file NAME at PATH the way an operator's job would: a new file
-# renamed over the old one.
-proc crl_install {name path} {
-    file copy -force [crl_file $name] $path.new
-    file rename -force $path.new $path
-}
-
-proc crl_config {path {name server} {extra {}}} {
-    return [concat [list \
-        tls-cert-file [crl_file $name-chain.pem] \
-        tls-key-file [crl_file $name.key] \
-        tls-ca-cert-file [crl_file ca-bundle.crt] \
-        tls-crl-file $path \
-        enable-protected-configs yes] $extra]
-}
-
-proc crl_info {field {level 0}} {
-    getInfoProperty [[srv $level client] info tls] tls_crl_$field
-}
-
-# A client of the server at LEVEL presenting the certificate NAME.
-proc crl_client {name {level 0}} {
-    set s [valkey [srv $level host] [srv $level port]]
-    ::tls::import [$s channel] -cafile [crl_file ca.crt] \
-        -certfile [crl_file $name.crt] -keyfile [crl_file $name.key]
-    return $s
-}
-
-# PING as NAME: PONG, or the error.
-proc crl_ping {name {level 0}} {
-    set s [crl_client $name $level]
-    catch {$s PING} e
-    catch {$s close}
-    return $e
-}
-
-proc crl_wait_loads {ok failed {level 0}} {
-    wait_for_condition 50 100 {
-        [crl_info loads_ok $level] == $ok && [crl_info loads_failed $level] == $failed
-    } else {
-        fail "tls_crl_loads_ok [crl_info loads_ok $level], tls_crl_loads_failed [crl_info loads_failed $level]\
-              (expected $ok, $failed), last error: [crl_info last_error $level]"
-    }
-}
+source tests/support/crl.tcl
 
 if {$::tls} {
 tags {tls crl external:skip} {
