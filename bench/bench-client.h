@@ -1,6 +1,7 @@
 /*
- * What both benchmark clients share: error exit, a loopback TCP connection
- * and one PING / +PONG exchange over TLS. Each client defines CLIENT_NAME.
+ * What both benchmark clients share: error exit, a loopback TCP connection,
+ * one PING / +PONG exchange over TLS, and the client certificate option
+ * (-c CERT -k KEY). Each client defines CLIENT_NAME.
  */
 #ifndef BENCH_CLIENT_H
 #define BENCH_CLIENT_H
@@ -47,6 +48,16 @@ static void ping_pong(SSL *ssl) {
         got += n;
     }
     if (memcmp(buf, "+PONG\r\n", 7) != 0) die("unexpected reply to PING");
+}
+
+/* -c CERT -k KEY: present that certificate (PEM, chain allowed) and key in
+ * every handshake, for servers with tls-auth-clients yes. Both or neither. */
+static void use_client_cert(SSL_CTX *ctx, const char *cert, const char *key) {
+    if (!cert && !key) return;
+    if (!cert || !key) die("-c CERT and -k KEY go together");
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) die("cannot load the client certificate (-c)");
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) die("cannot load the client key (-k)");
+    if (SSL_CTX_check_private_key(ctx) != 1) die("client key does not match the certificate");
 }
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * Full TLS handshakes per second against two ports, side by side.
  *
- *   handshake-client CAFILE PORT_ON PORT_OFF ROUNDS COUNT
+ *   handshake-client [-c CERT -k KEY] [-p] [-l LABEL_ON,LABEL_OFF] CAFILE PORT_ON PORT_OFF ROUNDS COUNT
  *
  * Every handshake is a new TCP connection and a new SSL object with no session
  * to resume (client session cache off, no tickets), asking for certificate
@@ -10,7 +10,12 @@
  * so tens of thousands of connections leave no TIME_WAIT behind.
  *
  * PORT_ON must staple on every handshake (checked; the first staple is also
- * parsed and verified against CAFILE), PORT_OFF must never staple. Rounds of
+ * parsed and verified against CAFILE), PORT_OFF must never staple. With -p
+ * (plain) no handshake asks for certificate status and neither port may
+ * staple: the two servers differ in something else (bench/crl-handshakes).
+ * -c CERT -k KEY presents a client certificate in every handshake
+ * (tls-auth-clients yes); -l names the two sides in the round lines (default
+ * on,off; the RESULT keys stay *_on for PORT_ON and *_off for PORT_OFF). Rounds of
  * COUNT handshakes alternate ON,OFF / OFF,ON (ABBA) after a warm-up of 200
  * handshakes per side. Prints one line per round and, last, a RESULT line:
  *
@@ -35,6 +40,7 @@
 static SSL_CTX *ctx;
 static long on_handshakes, off_handshakes;
 static int staple_checked;
+static int plain; /* -p: no status request, no staple from either port */
 
 static double now_s(void) {
     struct timespec ts;
@@ -67,13 +73,15 @@ static void check_staple(SSL *ssl, const unsigned char *der, long len) {
     OCSP_RESPONSE_free(resp);
 }
 
-/* One full handshake + PING on a fresh connection. */
-static void handshake(int port, int expect_staple) {
+/* One full handshake + PING on a fresh connection; side 1 is PORT_ON, which
+ * must staple unless plain. */
+static void handshake(int port, int side) {
+    int expect_staple = side && !plain;
     int fd = connect_loopback(port);
     SSL *ssl = SSL_new(ctx);
     if (!ssl) die("SSL_new");
     SSL_set_fd(ssl, fd);
-    SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp);
+    if (!plain) SSL_set_tlsext_status_type(ssl, TLSEXT_STATUSTYPE_ocsp);
     X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), "127.0.0.1");
     if (SSL_connect(ssl) != 1) die("handshake failed");
     if (SSL_session_reused(ssl)) die("session was resumed; wanted a full handshake");
@@ -94,7 +102,7 @@ static void handshake(int port, int expect_staple) {
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     SSL_free(ssl);
     close(fd);
-    if (expect_staple)
+    if (side)
         on_handshakes++;
     else
         off_handshakes++;
@@ -131,16 +139,39 @@ static double quantile(double *v, int n, double q) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 6) {
-        fprintf(stderr, "usage: %s CAFILE PORT_ON PORT_OFF ROUNDS COUNT\n", argv[0]);
+    const char *cert = NULL, *key = NULL, *label_on = "on", *label_off = "off";
+    char labels[64];
+    int opt;
+    while ((opt = getopt(argc, argv, "c:k:pl:")) != -1) {
+        switch (opt) {
+        case 'c': cert = optarg; break;
+        case 'k': key = optarg; break;
+        case 'p': plain = 1; break;
+        case 'l': {
+            snprintf(labels, sizeof(labels), "%s", optarg);
+            char *comma = strchr(labels, ',');
+            if (!comma) die("-l wants LABEL_ON,LABEL_OFF");
+            *comma = '\0';
+            label_on = labels;
+            label_off = comma + 1;
+            break;
+        }
+        default: argc = 0;
+        }
+    }
+    if (argc - optind != 5) {
+        fprintf(stderr, "usage: %s [-c CERT -k KEY] [-p] [-l LABEL_ON,LABEL_OFF] CAFILE PORT_ON PORT_OFF ROUNDS COUNT\n",
+                argv[0]);
         return 2;
     }
+    argv += optind - 1; /* argv[1] is CAFILE from here on */
     int port_on = atoi(argv[2]), port_off = atoi(argv[3]), rounds = atoi(argv[4]), count = atoi(argv[5]);
     if (rounds < 1 || count < 1) die("ROUNDS and COUNT must be positive");
 
     ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) die("SSL_CTX_new");
     if (SSL_CTX_load_verify_locations(ctx, argv[1], NULL) != 1) die("cannot load CAFILE");
+    use_client_cert(ctx, cert, key);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
@@ -161,7 +192,8 @@ int main(int argc, char **argv) {
             on[r] = round_rate(port_on, 1, count);
         }
         pair[r] = on[r] / off[r];
-        printf("round %2d  on %8.1f/s  off %8.1f/s  on/off %.3f\n", r + 1, on[r], off[r], pair[r]);
+        printf("round %2d  %s %8.1f/s  %s %8.1f/s  %s/%s %.3f\n", r + 1, label_on, on[r], label_off, off[r], label_on,
+               label_off, pair[r]);
         fflush(stdout);
     }
     double m_on = quantile(on, rounds, 0.5), m_off = quantile(off, rounds, 0.5), m_pair = quantile(pair, rounds, 0.5);

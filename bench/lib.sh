@@ -136,6 +136,15 @@ make_pki() {
         { cat "$WORK/pki.out" >&2; fail "PKI generation failed"; }
 }
 
+# make_crl_pki ENTRIES: the PKI of tests/helpers/crl-big.sh in $PKI (CA,
+# server, client.crt not listed, revoked.crt listed, crl.pem with ENTRIES
+# revoked serials); its summary line goes to the log.
+make_crl_pki() {
+    ENTRIES=$1 DIR=$PKI sh "$TOP/tests/helpers/crl-big.sh" > "$WORK/pki.out" 2>&1 ||
+        { cat "$WORK/pki.out" >&2; fail "CRL PKI generation failed"; }
+    log "$(tail -n 1 "$WORK/pki.out")"
+}
+
 # start_responder PORT [PKI_DIR]: the test OCSP responder on 127.0.0.1:PORT
 # for the PKI in PKI_DIR (default $PKI), answering per PKI_DIR/responder.mode
 # and logging to PKI_DIR/responder.log. Sets RESPONDER_PID.
@@ -147,16 +156,23 @@ start_responder() {
     wait_until 10 "OCSP responder on port $port" grep -q listening "$WORK/responder-$port.out"
 }
 
+# Extra TLS arguments of every cli call: a client certificate for servers
+# with tls-auth-clients yes (CLI_TLS_ARGS=(--cert C --key K)).
+CLI_TLS_ARGS=()
+
 cli() {
     local port=$1
     shift
-    "$CLI_BIN" --tls --cacert "$PKI/ca.crt" -h 127.0.0.1 -p "$port" "$@"
+    "$CLI_BIN" --tls --cacert "$PKI/ca.crt" "${CLI_TLS_ARGS[@]}" -h 127.0.0.1 -p "$port" "$@"
+}
+
+# info_in PORT SECTION FIELD: one field of INFO SECTION.
+info_in() {
+    cli "$1" info "$2" 2> /dev/null | tr -d '\r' | sed -n "s/^$3://p"
 }
 
 # info_field PORT FIELD: one field of INFO tls.
-info_field() {
-    cli "$1" info tls 2> /dev/null | tr -d '\r' | sed -n "s/^$2://p"
-}
+info_field() { info_in "$1" tls "$2"; }
 
 field_is() { [ "$(info_field "$1" "$2")" = "$3" ]; }
 

@@ -2,10 +2,13 @@
  * PING round-trip latency over persistent TLS connections to two servers,
  * measured side by side.
  *
- *   ping-client CAFILE TRIALS PINGS LABEL_A PORT_A LABEL_B PORT_B
+ *   ping-client [-c CERT -k KEY] [-n CONNS] CAFILE TRIALS PINGS LABEL_A PORT_A LABEL_B PORT_B
  *
- * One TLS connection per server, opened up front, then a warm-up of 1000
- * pings per side. Each of TRIALS trials makes PINGS round trips per side,
+ * CONNS TLS connections per server (default 1), opened up front, with the
+ * client certificate CERT/KEY if given (tls-auth-clients yes), then a
+ * warm-up of 1000 pings per side. The pings of a side go round-robin over
+ * its connections, so every one stays in use (a server that closed one ends
+ * the run). Each of TRIALS trials makes PINGS round trips per side,
  * interleaved ping by ping in the order A B B A A B B A ... so both sides
  * sample the same moments (and the same machine noise). A round trip
  * (SSL_write of PING until the whole "+PONG\r\n" is read) is timed with
@@ -32,7 +35,8 @@
 
 typedef struct {
     const char *label;
-    SSL *ssl;
+    SSL **ssl; /* CONNS connections */
+    int conns, next;
     double *all; /* every measured round trip */
     long n;
     double *trial; /* this trial's round trips */
@@ -93,8 +97,15 @@ static long loop_max(SSL *ssl) {
     return v;
 }
 
+/* The side's connections in turn. */
+static SSL *next_conn(side *s) {
+    SSL *ssl = s->ssl[s->next];
+    s->next = (s->next + 1) % s->conns;
+    return ssl;
+}
+
 static void sample(side *s) {
-    double us = ping(s->ssl);
+    double us = ping(next_conn(s));
     s->all[s->n++] = us;
     s->trial[s->tn++] = us;
 }
@@ -125,21 +136,44 @@ static void report(side *s, long loop_max_us) {
            s->all[s->n - 1], sum / s->n, loop_max_us);
 }
 
+static void open_side(side *s, SSL_CTX *ctx, const char *label, int port, int conns) {
+    s->label = label;
+    s->conns = conns;
+    s->ssl = malloc(sizeof(SSL *) * conns);
+    if (!s->ssl) die("out of memory");
+    for (int i = 0; i < conns; i++) s->ssl[i] = open_tls(ctx, port);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 8) {
-        fprintf(stderr, "usage: %s CAFILE TRIALS PINGS LABEL_A PORT_A LABEL_B PORT_B\n", argv[0]);
+    const char *cert = NULL, *key = NULL;
+    int conns = 1, opt;
+    while ((opt = getopt(argc, argv, "c:k:n:")) != -1) {
+        switch (opt) {
+        case 'c': cert = optarg; break;
+        case 'k': key = optarg; break;
+        case 'n': conns = atoi(optarg); break;
+        default: argc = 0;
+        }
+    }
+    if (argc - optind != 7) {
+        fprintf(stderr, "usage: %s [-c CERT -k KEY] [-n CONNS] CAFILE TRIALS PINGS LABEL_A PORT_A LABEL_B PORT_B\n",
+                argv[0]);
         return 2;
     }
+    argv += optind - 1; /* argv[1] is CAFILE from here on */
     int trials = atoi(argv[2]), pings = atoi(argv[3]);
     if (trials < 1 || pings < 1) die("TRIALS and PINGS must be positive");
+    if (conns < 1) die("CONNS must be positive");
 
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) die("SSL_CTX_new");
     if (SSL_CTX_load_verify_locations(ctx, argv[1], NULL) != 1) die("cannot load CAFILE");
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    use_client_cert(ctx, cert, key);
 
-    side a = {.label = argv[4], .ssl = open_tls(ctx, atoi(argv[5]))};
-    side b = {.label = argv[6], .ssl = open_tls(ctx, atoi(argv[7]))};
+    side a = {0}, b = {0};
+    open_side(&a, ctx, argv[4], atoi(argv[5]), conns);
+    open_side(&b, ctx, argv[6], atoi(argv[7]), conns);
     a.all = malloc(sizeof(double) * trials * pings);
     b.all = malloc(sizeof(double) * trials * pings);
     a.trial = malloc(sizeof(double) * pings);
@@ -149,13 +183,13 @@ int main(int argc, char **argv) {
     if (!a.all || !b.all || !a.trial || !b.trial || !ratio || !max_a || !max_b) die("out of memory");
 
     for (int i = 0; i < 1000; i++) { /* warm-up, not recorded */
-        ping(a.ssl);
-        ping(b.ssl);
+        ping(next_conn(&a));
+        ping(next_conn(&b));
     }
 
     /* Count the servers' event-loop cycles from here on (see loop_max). */
-    free(command(a.ssl, "CONFIG RESETSTAT"));
-    free(command(b.ssl, "CONFIG RESETSTAT"));
+    free(command(a.ssl[0], "CONFIG RESETSTAT"));
+    free(command(b.ssl[0], "CONFIG RESETSTAT"));
 
     printf("%-5s  %-28s  %-28s  %s\n", "", a.label, b.label, "p99");
     printf("%-5s  %8s %8s %10s  %8s %8s %10s  %s\n", "trial", "p50_us", "p99_us", "max_us", "p50_us", "p99_us", "max_us",
@@ -181,7 +215,7 @@ int main(int argc, char **argv) {
                pct(b.trial, b.tn, 0.5), b99, max_b[t], ratio[t]);
         fflush(stdout);
     }
-    long loop_a = loop_max(a.ssl), loop_b = loop_max(b.ssl);
+    long loop_a = loop_max(a.ssl[0]), loop_b = loop_max(b.ssl[0]);
     report(&a, loop_a);
     report(&b, loop_b);
     double rmed = median(ratio, trials), ma_med = median(max_a, trials), mb_med = median(max_b, trials);
