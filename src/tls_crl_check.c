@@ -15,8 +15,6 @@
 
 #ifdef USE_OPENSSL /* The tools link OpenSSL only when built with TLS. */
 
-#include "sds.h"
-
 #include <errno.h>
 #include <stdarg.h>
 #include <openssl/err.h>
@@ -44,25 +42,31 @@ static int toolFail(const char **err, const char *fmt, ...) {
     return -1;
 }
 
-static sds readCrlFile(const char *path, const char **err) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        toolFail(err, "cannot open it: %s", strerror(errno));
+/* The bytes of path, in a memory BIO (pure OpenSSL: the tools link the sds of
+ * their client library, under other names in Valkey 8.1). */
+static BIO *readCrlFile(const char *path, const char **err) {
+    errno = 0;
+    BIO *file = BIO_new_file(path, "rb");
+    if (!file) {
+        toolFail(err, "cannot open it: %s", errno ? strerror(errno) : "out of memory");
         return NULL;
     }
-    sds data = sdsempty();
+    BIO *mem = BIO_new(BIO_s_mem());
     char buf[16 * 1024];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), fp)) > 0 && sdslen(data) <= CRL_TOOL_MAX_FILE_BYTES)
-        data = sdscatlen(data, buf, n);
-    int failed = ferror(fp);
-    fclose(fp);
-    if (failed || sdslen(data) > CRL_TOOL_MAX_FILE_BYTES) {
-        toolFail(err, "%s", failed ? "cannot read it" : "larger than 64 MiB");
-        sdsfree(data);
+    long total = 0;
+    int n = 0, ok = mem != NULL;
+    while (ok && total <= CRL_TOOL_MAX_FILE_BYTES && (n = BIO_read(file, buf, sizeof(buf))) > 0) {
+        ok = BIO_write(mem, buf, n) == n;
+        total += n;
+    }
+    BIO_free(file);
+    if (!ok || n < 0 || total > CRL_TOOL_MAX_FILE_BYTES) {
+        toolFail(err, "%s", !ok ? "out of memory" : n < 0 ? "cannot read it"
+                                                          : "larger than 64 MiB");
+        BIO_free(mem);
         return NULL;
     }
-    return data;
+    return mem;
 }
 
 /* Is one of the CA certificates for the CRL's issuer its signer? As
@@ -107,8 +111,7 @@ static int addCrl(X509_STORE *store, X509_CRL *crl, int index, const char **err)
 }
 
 /* PEM (one CRL or more, nothing else) or a single DER CRL, as tls-crl-file. */
-static int loadCrls(X509_STORE *store, const sds data, const char **err) {
-    size_t len = sdslen(data);
+static int loadCrls(X509_STORE *store, const char *data, size_t len, const char **err) {
     if (len == 0) return toolFail(err, "it is empty");
     if (!memmem(data, len, "-----BEGIN", 10)) {
         const unsigned char *p = (const unsigned char *)data;
@@ -231,10 +234,12 @@ int crlToolSetup(SSL_CTX *ctx, const char *path, const char **err) {
     /* With --insecure nothing the verification finds refuses the server. */
     if (SSL_CTX_get_verify_mode(ctx) == SSL_VERIFY_NONE)
         return toolFail(err, "the server certificate is not verified (--insecure): nothing to check");
-    sds data = readCrlFile(path, err);
-    if (!data) return -1;
-    int ret = loadCrls(SSL_CTX_get_cert_store(ctx), data, err);
-    sdsfree(data);
+    BIO *file = readCrlFile(path, err);
+    if (!file) return -1;
+    char *data;
+    long len = BIO_get_mem_data(file, &data);
+    int ret = loadCrls(SSL_CTX_get_cert_store(ctx), data, len > 0 ? (size_t)len : 0, err);
+    BIO_free(file);
     if (ret == -1) return -1;
     X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(ctx), X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
     SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), crlToolVerifyCallback);
