@@ -299,6 +299,14 @@ tags {tls crl external:skip} {
                 assert_equal 1 $rc
                 assert_match "*nextUpdate before its thisUpdate*" $out
             }
+            # A CRL past its nextUpdate (-crl_nextupdate needs OpenSSL 3.0).
+            set expired [crl_file crl-expired.pem]
+            if {![catch {exec openssl ca -config [crl_file db-ca/ca.cnf] -gencrl -crl_lastupdate 20200101000000Z \
+                    -crl_nextupdate 20200102000000Z -out $expired -batch 2>@1}]} {
+                lassign [crl_tool valkey-cli $port $ca $expired ping] rc out
+                assert_equal 1 $rc
+                assert_match "*CRL: the server certificate (serial $serial, *) cannot be checked: the CRL of its issuer * in *crl-expired.pem: CRL has expired*" $out
+            }
             # --insecure would accept whatever the check finds: refused.
             lassign [crl_tool valkey-cli $port $ca [crl_file crl-alice.pem] --insecure ping] rc out
             assert_equal 1 $rc
