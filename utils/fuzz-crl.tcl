@@ -84,8 +84,8 @@ proc reason {err} {
     regsub {^refusing what it answered: } $err {} err
     regsub -all {\(issuer [^)]*\)} $err {} err
     regsub -all {\([^)]*\)} $err {} err
-    regsub -all {[0-9]+} $err N err
-    regsub -all {[^A-Za-z]+} [string trim $err] _ err
+    regsub -all {\m[0-9]+\M} $err N err
+    regsub -all {[^A-Za-z0-9]+} [string trim $err] _ err
     if {$err eq {}} { set err failed }
     return [string range $err 0 79]
 }

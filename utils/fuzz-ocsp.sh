@@ -4,7 +4,7 @@
 #   utils/fuzz-ocsp.sh        (make fuzz)
 #
 #   FUZZ_COUNT   fetches to drive (default 50000)
-#   FUZZ_CRL_COUNT  CRL rounds to drive afterwards (default FUZZ_COUNT / 4,
+#   FUZZ_CRL_COUNT  CRL rounds to drive afterwards (default FUZZ_COUNT / 2,
 #                at most 10000; 0: none)
 #   FUZZ_SEED    the responder's mutation seed (default: from the clock;
 #                printed, so a run can be repeated)
@@ -45,7 +45,7 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 count=${FUZZ_COUNT:-50000}
 seed=${FUZZ_SEED:-$(($(date +%s) % 1000000))}
-crl_count=${FUZZ_CRL_COUNT:-$((count / 4 > 10000 ? 10000 : count / 4))}
+crl_count=${FUZZ_CRL_COUNT:-$((count / 2 > 10000 ? 10000 : count / 2))}
 tree="$top/build/valkey-asan"
 say() { echo "fuzz: $*"; }
 
