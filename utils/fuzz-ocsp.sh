@@ -4,6 +4,8 @@
 #   utils/fuzz-ocsp.sh        (make fuzz)
 #
 #   FUZZ_COUNT   fetches to drive (default 50000)
+#   FUZZ_CRL_COUNT  CRL rounds to drive afterwards (default FUZZ_COUNT / 2,
+#                at most 10000; 0: none)
 #   FUZZ_SEED    the responder's mutation seed (default: from the clock;
 #                printed, so a run can be repeated)
 #   FUZZ_KEEP=1  keep the work directory (PKI, logs, outcomes)
@@ -22,6 +24,16 @@
 # response; then the server shuts down (so LeakSanitizer runs) and every
 # sanitizer report in its stderr and log is listed (utils/sanitizer-report.py).
 #
+# Then the CRLs (utils/fuzz-crl.tcl), on the same server with stapling off:
+# the CRL PKI of tests/helpers/crl-pki.sh (its CA joins tls-ca-cert-file),
+# two base DER CRLs listing the client alice but not bob (crl-alice.der, and
+# crl-many.der with a few hundred more entries), the responder in its fuzz
+# mode on each, fed to the server through tls-crl-urls (OCSP REFRESH fetches
+# again) and tls-crl-file (a mutant renamed over the file, then OCSP REFRESH,
+# or the file watcher): FUZZ_CRL_COUNT rounds in four phases, and after every
+# 100 the server must answer PING, refuse alice and accept bob (a mutant
+# never replaces the CRL in force with a broken one).
+#
 # Printed: the mutants served, the fetches by outcome (accepted, or the
 # tls_ocsp_last_error name), cross-checked against the server log's lines,
 # the outcomes by kind of mutation, the fetch rate and any sanitizer report.
@@ -33,6 +45,7 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 count=${FUZZ_COUNT:-50000}
 seed=${FUZZ_SEED:-$(($(date +%s) % 1000000))}
+crl_count=${FUZZ_CRL_COUNT:-$((count / 2 > 10000 ? 10000 : count / 2))}
 tree="$top/build/valkey-asan"
 say() { echo "fuzz: $*"; }
 
@@ -71,6 +84,32 @@ sh "$top/tests/helpers/ocsp-pki.sh" "$pki" "$resp_port" > "$work/pki.log" 2>&1 |
     cat "$work/pki.log"
     exit 1
 }
+# The CRLs' PKI (alice listed, bob not), its CA added to the OCSP PKI's
+# bundle, and the base CRLs in DER: crl-alice.der, and crl-many.der, which
+# lists alice and a few hundred made-up serials (the CA's database written
+# directly: one openssl run instead of one a revocation).
+crl="$work/crl"
+sh "$top/tests/helpers/crl-pki.sh" "$crl" "$pki/ca-bundle.crt" > "$work/crl-pki.log" 2>&1 || {
+    cat "$work/crl-pki.log"
+    exit 1
+}
+cp "$crl/crl-alice.der" "$work/crl-alice.der"
+mkdir -p "$crl/db-many"
+echo 2000 > "$crl/db-many/crlnumber"
+grep 'CN=Alice' "$crl/db-ca/index.txt" > "$crl/db-many/index.txt"
+awk -v when="$(date -u +%y%m%d%H%M%SZ)" 'BEGIN {
+    split("keyCompromise superseded cessationOfOperation affiliationChanged", why, " ")
+    for (i = 0; i < 400; i++)
+        printf "R\t301231235959Z\t%s%s\t%06X\tunknown\t/O=Valkey CRL Test/CN=fuzz %d\n",
+            when, i % 5 ? "," why[i % 4 + 1] : "", 1048576 + i * 7, i
+}' >> "$crl/db-many/index.txt"
+sed 's|/db-ca/|/db-many/|' "$crl/db-ca/ca.cnf" > "$crl/db-many/ca.cnf"
+(cd "$crl" && openssl ca -config db-many/ca.cnf -gencrl -out crl-many.pem -batch > /dev/null 2>&1 &&
+    openssl crl -in crl-many.pem -outform DER -out "$work/crl-many.der") || {
+    say "cannot make crl-many.der"
+    exit 1
+}
+
 # The base: a real answer from the delegated signer (its certificate rides
 # along: more to parse), valid for a day so a long run never sees it expire.
 openssl ocsp -issuer "$pki/ca.crt" -cert "$pki/server.crt" -no_nonce -reqout "$work/req.der" > /dev/null 2>&1
@@ -83,7 +122,7 @@ UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1" ASAN_OPTIONS="detect_leaks=1"
     "$tree/src/valkey-server" --port "$port" --tls-port "$tls_port" --bind 127.0.0.1 --dir "$work" \
     --save "" --appendonly no --logfile "$work/server.log" --enable-protected-configs local \
     --tls-cert-file "$pki/server-chain.pem" --tls-key-file "$pki/server.key" \
-    --tls-ca-cert-file "$pki/ca-bundle.crt" --tls-ocsp-stapling yes --tls-ocsp-response-timeout 2 \
+    --tls-ca-cert-file "$crl/ca-bundle.crt" --tls-ocsp-stapling yes --tls-ocsp-response-timeout 2 \
     --tls-ocsp-retry-delay 3600 > "$work/server.stderr" 2>&1 &
 server_pid=$!
 pids="$pids $server_pid"
@@ -138,6 +177,21 @@ if [ $alive = yes ]; then
         say "AFTER THE RUN THE SERVER DOES NOT STAPLE A GOOD RESPONSE (Cert Status: ${staple:-none})"
         status=1
     fi
+    served_ocsp=$(grep -c ' fuzz ' "$pki/responder.log" 2> /dev/null || echo 0)
+    if [ "$crl_count" -gt 0 ]; then
+        say "CRLs: $crl_count rounds (seed $seed + phase), base CRLs of $(openssl crl -inform DER -in "$work/crl-alice.der" -noout -text | grep -c 'Serial Number:') and $(openssl crl -inform DER -in "$work/crl-many.der" -noout -text | grep -c 'Serial Number:') entries ($(wc -c < "$work/crl-alice.der") and $(wc -c < "$work/crl-many.der") bytes)"
+        crl_start=$(date +%s)
+        tclsh "$top/utils/fuzz-crl.tcl" "$port" "$tls_port" "$resp_port" "$crl_count" "$work/crl-outcomes" \
+            "$pki" "$crl" "$work" "$tree/src/valkey-cli" "$seed"
+        crl_driver=$?
+        crl_elapsed=$(($(date +%s) - crl_start))
+        [ $crl_driver -eq 0 ] || status=1
+        if ! kill -0 "$server_pid" 2> /dev/null || [ "$(cli ping)" != PONG ]; then
+            say "THE SERVER DIED (CRL phase)"
+            tail -30 "$work/server.stderr" "$work/server.log"
+            status=1
+        fi
+    fi
     # Shut down and wait for the exit, so that LeakSanitizer has reported.
     cli shutdown nosave > /dev/null
     i=0
@@ -148,7 +202,22 @@ if [ $alive = yes ]; then
 fi
 
 fuzz_lines() { grep ' fuzz ' "$pki/responder.log" 2> /dev/null; }
-served=$(fuzz_lines | wc -l)
+served_ocsp=${served_ocsp:-$(fuzz_lines | wc -l)}
+# by_kind MUTATION_LINES OUTCOMES: the outcomes by kind of mutation.
+by_kind() {
+    awk '{ m = $NF; k = m; sub(/@.*/, "", k)
+        if (k == "length") { h = m; sub(/.*:/, "", h); k = k ":" h }; print k }' "$1" |
+        paste -d' ' - "$2" | awk '
+            { n[$1]++; o[$1 " " $2]++ }
+            END {
+                for (k in n) {
+                    line = sprintf("  %-18s %6d:", k, n[k])
+                    for (ko in o) { split(ko, p, " "); if (p[1] == k) line = line sprintf(" %s %d", p[2], o[ko]) }
+                    print line
+                }
+            }' | sort
+}
+served=$served_ocsp
 outcomes=$(wc -l < "$work/outcomes" 2> /dev/null || echo 0)
 echo
 say "$served mutants served (seed $seed), $outcomes fetches driven in $elapsed s" \
@@ -164,18 +233,9 @@ say "the server log's count ('fetched a ... response', 'fetch from ... failed: R
 # request a fetch, in order (the startup fetch's came before).
 if [ $((served - served_before)) -eq "$outcomes" ]; then
     say "outcomes by kind of mutation (kind: count, then outcomes):"
-    fuzz_lines | tail -n "$outcomes" | awk '{ m = $NF; k = m; sub(/@.*/, "", k)
-        if (k == "length") { h = m; sub(/.*:/, "", h); k = k ":" h }; print k }' |
-        paste -d' ' - "$work/outcomes" | awk '
-            { n[$1]++; o[$1 " " $2]++ }
-            END {
-                for (k in n) {
-                    line = sprintf("  %-18s %6d:", k, n[k])
-                    for (ko in o) { split(ko, p, " "); if (p[1] == k) line = line sprintf(" %s %d", p[2], o[ko]) }
-                    print line
-                }
-            }' | sort
-    fuzz_lines | tail -n "$outcomes" | paste -d' ' - "$work/outcomes" |
+    fuzz_lines | head -n "$served" | tail -n "$outcomes" > "$work/ocsp-mutants"
+    by_kind "$work/ocsp-mutants" "$work/outcomes"
+    fuzz_lines | head -n "$served" | tail -n "$outcomes" | paste -d' ' - "$work/outcomes" |
         awk '$NF == "accepted" && $(NF-1) != "none" { print $(NF-1) }' > "$work/accepted-mutants"
     n=$(wc -l < "$work/accepted-mutants")
     if [ "$n" -gt 0 ]; then
@@ -183,6 +243,26 @@ if [ $((served - served_before)) -eq "$outcomes" ]; then
     fi
 else
     say "($((served - served_before)) mutants for $outcomes fetches: not paired by kind)"
+fi
+
+if [ "$crl_count" -gt 0 ] && [ -f "$work/crl-outcomes" ]; then
+    crl_outcomes=$(wc -l < "$work/crl-outcomes")
+    fuzz_lines | tail -n +"$((served + 1))" > "$work/crl-mutants"
+    crl_served=$(wc -l < "$work/crl-mutants")
+    echo
+    say "CRLs: $crl_served mutants served, $crl_outcomes rounds driven in ${crl_elapsed:-0} s" \
+        "($(awk -v n="$crl_outcomes" -v s="${crl_elapsed:-0}" 'BEGIN { printf "%.0f", n / (s > 0 ? s : 1) }') rounds/s)"
+    say "CRL outcomes (accepted, or tls_crl_last_error without source, names and numbers):"
+    sort "$work/crl-outcomes" | uniq -c | sort -rn | sed 's/^/  /'
+    if [ "$crl_served" -eq "$crl_outcomes" ]; then
+        say "CRL outcomes by kind of mutation (kind: count, then outcomes):"
+        by_kind "$work/crl-mutants" "$work/crl-outcomes"
+        n=$(paste -d' ' "$work/crl-mutants" "$work/crl-outcomes" | awk '$NF == "accepted" && $(NF-1) != "none"' | wc -l)
+        [ "$n" -gt 0 ] && say "$n CRL mutant(s) other than 'none' were accepted: $(paste -d' ' "$work/crl-mutants" "$work/crl-outcomes" |
+            awk '$NF == "accepted" && $(NF-1) != "none" { print $(NF-1) }' | head -5 | tr '\n' ' ')"
+    else
+        say "($crl_served CRL mutants for $crl_outcomes rounds: not paired by kind)"
+    fi
 fi
 
 echo

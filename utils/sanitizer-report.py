@@ -13,7 +13,8 @@ allocation of a use-after-free, ...) form one group, printed once with how
 many times and in how many files it was seen and the top frames of each
 stack. Each report is classified:
 
-  OURS      a frame of an access stack in our code, src/tls_ocsp*.c / .h
+  OURS      a frame of an access stack in our code, src/tls_ocsp*.c / .h,
+            src/tls_crl*.c / .h
   HOOK      a frame of an access stack on a line that patches/series adds to
             an upstream file (needs --tree, the assembled tree the binary was
             built from, and --pristine, unpacked pristine upstream)
@@ -38,6 +39,7 @@ import sys
 
 OUR_FILES = {"tls_ocsp%s.%s" % (part, ext)
              for part in ("", "_check", "_fetch", "_peer", "_subject", "_worker") for ext in ("c", "h")}
+OUR_FILES |= {"tls_crl%s.%s" % (part, ext) for part in ("", "_hooks", "_check") for ext in ("c", "h")}
 
 START = re.compile(r"(?:WARNING|ERROR): (ThreadSanitizer|AddressSanitizer|LeakSanitizer|"
                    r"UndefinedBehaviorSanitizer|MemorySanitizer): ?(.*)")
@@ -322,7 +324,7 @@ def main():
     count = collections.Counter(g["class"] for g in rows)
     failing = sum(g["fails"] for g in rows)
 
-    head = ("sanitizer-report: %d report(s) in %d file(s), %d group(s): %d OURS (tls_ocsp*), %d HOOK "
+    head = ("sanitizer-report: %d report(s) in %d file(s), %d group(s): %d OURS (tls_ocsp*, tls_crl*), %d HOOK "
             "(lines our patches add), %d via-ours (upstream races our code reaches), %d upstream only"
             % (len(reports), len({r.path for r in reports}), len(rows), count["OURS"], count["HOOK"],
                count["via-ours"], count["upstream"]))

@@ -225,5 +225,105 @@ tags {tls crl external:skip} {
         assert_match {*CRL: refusing tls-crl-file*not signed by a CA*the server does not start (fail closed)*} $out
         assert_equal 1 [lindex $::errorCode 2]
     }
+
+    # valkey-cli and valkey-benchmark --tls-crl FILE: the server's certificate
+    # against the CRLs of FILE, each verified with --cacert. The server is
+    # server2, which crl-alice-bob-server2.pem lists and crl-alice-bob.pem does
+    # not. Returns {exit-status output}; 124: still running after 20 s.
+    proc crl_tool {tool port cacert crl args} {
+        set status 0
+        if {[catch {exec timeout 20 src/$tool -h 127.0.0.1 -p $port --tls --cacert $cacert \
+            --cert $::tlsdir/client.crt --key $::tlsdir/client.key --tls-crl $crl {*}$args 2>@1} out]} {
+            set status [expr {[lindex $::errorCode 0] eq "CHILDSTATUS" ? [lindex $::errorCode 2] : -1}]
+        }
+        return [list $status $out]
+    }
+
+    test {CRL: valkey-cli --tls-crl refuses a listed server, accepts an unlisted one, errors on a bad file} {
+        start_server [list overrides [list tls-cert-file [crl_file server2-chain.pem] \
+            tls-key-file [crl_file server2.key] tls-ca-cert-file [crl_file ca-bundle.crt]]] {
+            set port [srv 0 port]
+            set ca [crl_file ca.crt]
+            set serial [string trimleft [exec openssl x509 -in [crl_file server2.crt] -noout -serial] serial=]
+
+            lassign [crl_tool valkey-cli $port $ca [crl_file crl-alice-bob-server2.pem] ping] rc out
+            assert_equal 1 $rc
+            assert_match "*CRL: the server certificate (serial $serial, subject */CN=Server Two) is revoked since *, by the CRL of */CN=CRL Test CA in *crl-alice-bob-server2.pem*" $out
+            assert_no_match "*PONG*" $out
+
+            # Not listed: PEM (one CRL, or two), and DER.
+            foreach name {crl-alice-bob.pem crl-two.pem crl-alice.der} {
+                assert_equal {0 PONG} [crl_tool valkey-cli $port $ca [crl_file $name] ping]
+            }
+
+            # A file that fails is an error, and nothing is sent.
+            foreach {name why} {
+                crl-garbage.pem {neither PEM nor a single DER X509 CRL*}
+                crl-truncated.pem {CRL 1 cannot be parsed*}
+                crl-rogue.pem {CRL 1 (issuer */CN=CRL Test CA) is not signed by a CA of --cacert / --cacertdir*}
+                no-such-file.pem {cannot open it: No such file or directory*}
+            } {
+                lassign [crl_tool valkey-cli $port $ca [crl_file $name] ping] rc out
+                assert_equal 1 $rc
+                assert_match "*--tls-crl *$name: $why" $out
+                assert_no_match "*PONG*" $out
+            }
+            if {[file exists [crl_file crl-backwards.pem]]} {
+                lassign [crl_tool valkey-cli $port $ca [crl_file crl-backwards.pem] ping] rc out
+                assert_equal 1 $rc
+                assert_match "*nextUpdate before its thisUpdate*" $out
+            }
+            # A CRL past its nextUpdate (-crl_nextupdate needs OpenSSL 3.0).
+            set expired [crl_file crl-expired.pem]
+            if {![catch {exec openssl ca -config [crl_file db-ca/ca.cnf] -gencrl -crl_lastupdate 20200101000000Z \
+                    -crl_nextupdate 20200102000000Z -out $expired -batch 2>@1}]} {
+                lassign [crl_tool valkey-cli $port $ca $expired ping] rc out
+                assert_equal 1 $rc
+                assert_match "*CRL: the server certificate (serial $serial, *) cannot be checked: the CRL of its issuer * in *crl-expired.pem: CRL has expired*" $out
+            }
+            # --insecure would accept whatever the check finds: refused.
+            lassign [crl_tool valkey-cli $port $ca [crl_file crl-alice.pem] --insecure ping] rc out
+            assert_equal 1 $rc
+            assert_match "*--tls-crl *: the server certificate is not verified (--insecure)*" $out
+            # Without the option, nothing is checked.
+            assert_equal 0 [catch {exec src/valkey-cli -h 127.0.0.1 -p $port --tls --cacert $ca \
+                --cert $::tlsdir/client.crt --key $::tlsdir/client.key ping} out] $out
+            assert_equal PONG $out
+        }
+        # A server whose issuer has no CRL in the file (the harness's) cannot be
+        # checked: refused.
+        start_server {} {
+            lassign [crl_tool valkey-cli [srv 0 port] [crl_file ca-bundle.crt] [crl_file crl-alice-bob.pem] ping] rc out
+            assert_equal 1 $rc
+            assert_match "*CRL: the server certificate (serial *) cannot be checked: no CRL of its issuer * in *crl-alice-bob.pem*" $out
+        }
+        catch {exec src/valkey-cli --help 2>@1} help
+        assert_match "*--tls-crl <file>*" $help
+    }
+
+    test {CRL: valkey-benchmark --tls-crl refuses a listed server, accepts an unlisted one, errors on a bad file} {
+        start_server [list overrides [list tls-cert-file [crl_file server2-chain.pem] \
+            tls-key-file [crl_file server2.key] tls-ca-cert-file [crl_file ca-bundle.crt]]] {
+            set port [srv 0 port]
+            set ca [crl_file ca.crt]
+            lassign [crl_tool valkey-benchmark $port $ca [crl_file crl-alice-bob.pem] -n 20 -c 2 -t ping -q] rc out
+            assert_equal 0 $rc $out
+            assert_match "*PING*requests per second*" $out
+
+            lassign [crl_tool valkey-benchmark $port $ca [crl_file crl-alice-bob-server2.pem] -n 20 -c 2 -t ping -q] rc out
+            assert_not_equal 124 $rc "valkey-benchmark did not exit by itself: $out"
+            assert_not_equal 0 $rc $out
+            assert_match "*CRL: the server certificate (serial *) is revoked since *" $out
+            assert_no_match "*requests per second*" $out
+
+            lassign [crl_tool valkey-benchmark $port $ca [crl_file crl-garbage.pem] -n 20 -c 2 -t ping -q] rc out
+            assert_not_equal 124 $rc "valkey-benchmark did not exit by itself: $out"
+            assert_not_equal 0 $rc $out
+            assert_match "*--tls-crl *crl-garbage.pem: neither PEM nor a single DER X509 CRL*" $out
+            assert_no_match "*requests per second*" $out
+        }
+        catch {exec src/valkey-benchmark --help 2>@1} help
+        assert_match "*--tls-crl <file>*" $help
+    }
 }
 }
