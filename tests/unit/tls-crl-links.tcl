@@ -13,53 +13,21 @@
 # keep working. Every case runs its own servers (external:skip); everything
 # listens on 127.0.0.1 only.
 
-source tests/support/ocsp.tcl
-
-proc links_setup {} {
-    set ::links_dir [file normalize [tmpdir crl-links-pki]]
-    exec sh tests/helpers/crl-pki.sh $::links_dir [file normalize $::tlsdir/ca.crt] 2>@1
-}
-
-proc links_file {name} {
-    file join $::links_dir $name
-}
-
-# Put CRL file NAME at PATH: a new file renamed over the old one.
-proc links_install {name path} {
-    file copy -force [links_file $name] $path.new
-    file rename -force $path.new $path
-}
+source tests/support/crl.tcl
 
 # Overrides for a server presenting certificate NAME both as a server and as
 # a client, checking certificates against the CRL file PATH (none if empty).
 proc links_config {name {path {}} {extra {}}} {
     set config [list \
-        tls-cert-file [links_file $name-chain.pem] \
-        tls-key-file [links_file $name.key] \
-        tls-client-cert-file [links_file $name.crt] \
-        tls-client-key-file [links_file $name.key] \
-        tls-ca-cert-file [links_file ca-bundle.crt] \
-        enable-protected-configs yes]
+        tls-client-cert-file [crl_file $name.crt] \
+        tls-client-key-file [crl_file $name.key]]
     if {$path ne {}} { lappend config tls-crl-file $path }
-    concat $config $extra
-}
-
-proc links_info {field {level 0}} {
-    getInfoProperty [[srv $level client] info tls] tls_crl_$field
-}
-
-proc links_wait_loads {ok failed {level 0}} {
-    wait_for_condition 50 100 {
-        [links_info loads_ok $level] == $ok && [links_info loads_failed $level] == $failed
-    } else {
-        fail "server $level: tls_crl_loads_ok [links_info loads_ok $level], tls_crl_loads_failed\
-              [links_info loads_failed $level] (expected $ok, $failed), last error: [links_info last_error $level]"
-    }
+    crl_base_config $name [concat $config $extra]
 }
 
 # The serial of certificate NAME as the CRL log lines print it.
 proc links_serial {name} {
-    string trim [lindex [split [exec openssl x509 -in [links_file $name.crt] -noout -serial] =] 1]
+    string trim [lindex [split [exec openssl x509 -in [crl_file $name.crt] -noout -serial] =] 1]
 }
 
 proc links_link {level} {
@@ -68,7 +36,7 @@ proc links_link {level} {
 
 proc links_wait_link_up {level} {
     wait_for_condition 100 100 {[links_link $level] eq "up"} else {
-        fail "replica $level did not sync (handshakes refused: [links_info handshakes_refused $level])"
+        fail "replica $level did not sync (handshakes refused: [crl_info handshakes_refused $level])"
     }
 }
 
@@ -78,11 +46,11 @@ proc links_wait_link_up {level} {
 # second).
 proc links_wait_stays_down {replica refuser refused} {
     set deadline [expr {[clock milliseconds] + 20000}]
-    while {[links_info handshakes_refused $refuser] < $refused + 3 && [clock milliseconds] < $deadline} {
+    while {[crl_info handshakes_refused $refuser] < $refused + 3 && [clock milliseconds] < $deadline} {
         assert_equal down [links_link $replica] "master_link_status while its handshakes are refused"
         after 100
     }
-    assert_morethan_equal [links_info handshakes_refused $refuser] [expr {$refused + 3}] "handshakes refused while the replica retries"
+    assert_morethan_equal [crl_info handshakes_refused $refuser] [expr {$refused + 3}] "handshakes refused while the replica retries"
     assert_equal down [links_link $replica]
 }
 
@@ -101,20 +69,20 @@ proc links_pong_recv {level node_id} {
 }
 
 if {$::tls} {
-links_setup
+crl_setup
 
 tags {tls crl repl external:skip} {
     test {CRL links: a replica refuses a primary whose certificate is listed, and keeps refusing} {
-        set path [links_file replica-1.pem]
-        links_install crl-alice-bob-server2.pem $path
+        set path [crl_file replica-1.pem]
+        crl_install crl-alice-bob-server2.pem $path
         start_server [list overrides [links_config server2]] {
         start_server [list overrides [links_config server $path]] {
-            links_wait_loads 1 0
+            crl_wait_loads 1 0
             set lines [count_log_lines 0]
             r replicaof [srv -1 host] [srv -1 port]
             links_wait_stays_down 0 0 0
             verify_log_message 0 "*CRL: refused the certificate of /O=Valkey CRL Test/CN=Server Two: serial [links_serial server2] is revoked by CRL 1 of $path*" $lines
-            assert_equal 0 [links_info connections_closed]
+            assert_equal 0 [crl_info connections_closed]
             assert_equal 0 [status [srv -1 client] connected_slaves]
             r replicaof no one
         }
@@ -122,24 +90,24 @@ tags {tls crl repl external:skip} {
     }
 
     test {CRL links: a replica closes its link to a primary a new CRL lists, and stays down} {
-        set path [links_file replica-2.pem]
-        links_install crl-alice-bob.pem $path
+        set path [crl_file replica-2.pem]
+        crl_install crl-alice-bob.pem $path
         start_server [list overrides [links_config server2]] {
         start_server [list overrides [links_config server $path]] {
-            links_wait_loads 1 0
+            crl_wait_loads 1 0
             r replicaof [srv -1 host] [srv -1 port]
             links_wait_link_up 0
             [srv -1 client] set probe before
             wait_for_condition 50 100 {[r get probe] eq "before"} else {
                 fail "the write did not replicate"
             }
-            assert_equal {0 0} [list [links_info handshakes_refused] [links_info connections_closed]]
+            assert_equal {0 0} [list [crl_info handshakes_refused] [crl_info connections_closed]]
 
             set lines [count_log_lines 0]
-            links_install crl-alice-bob-server2.pem $path
-            links_wait_loads 2 0
-            wait_for_condition 50 100 {[links_info connections_closed] == 1} else {
-                fail "the primary link was not closed (tls_crl_connections_closed [links_info connections_closed])"
+            crl_install crl-alice-bob-server2.pem $path
+            crl_wait_loads 2 0
+            wait_for_condition 50 100 {[crl_info connections_closed] == 1} else {
+                fail "the primary link was not closed (tls_crl_connections_closed [crl_info connections_closed])"
             }
             verify_log_message 0 "*CRL: closing the primary link id=* addr=127.0.0.1:[srv -1 port] *: its certificate (serial [links_serial server2]) is revoked by CRL 1 of $path*" $lines
             # It reconnects, and each handshake is refused.
@@ -150,7 +118,7 @@ tags {tls crl repl external:skip} {
             }
             [srv -1 client] set probe after
             assert_equal before [r get probe]
-            assert_equal 1 [links_info connections_closed]
+            assert_equal 1 [crl_info connections_closed]
             r replicaof no one
         }
         }
@@ -160,11 +128,11 @@ tags {tls crl repl external:skip} {
     # connection once the sync is done, and at a freed one after REPLICAOF NO
     # ONE: a CRL loaded then must look at neither.
     test {CRL links: a CRL loaded after REPLICAOF NO ONE closes nothing, and the old primary is refused} {
-        set path [links_file replica-3.pem]
-        links_install crl-alice-bob.pem $path
+        set path [crl_file replica-3.pem]
+        crl_install crl-alice-bob.pem $path
         start_server [list overrides [links_config server2]] {
         start_server [list overrides [links_config server $path]] {
-            links_wait_loads 1 0
+            crl_wait_loads 1 0
             r replicaof [srv -1 host] [srv -1 port]
             links_wait_link_up 0
             r replicaof no one
@@ -173,10 +141,10 @@ tags {tls crl repl external:skip} {
             }
             set lines [count_log_lines 0]
             set clients [s connected_clients]
-            links_install crl-alice-bob-server2.pem $path
-            links_wait_loads 2 0
+            crl_install crl-alice-bob-server2.pem $path
+            crl_wait_loads 2 0
             assert_equal PONG [r ping]
-            assert_equal {0 0} [list [links_info handshakes_refused] [links_info connections_closed]]
+            assert_equal {0 0} [list [crl_info handshakes_refused] [crl_info connections_closed]]
             verify_no_log_message 0 "*CRL: closing*" $lines
             assert_equal $clients [s connected_clients]
             r replicaof [srv -1 host] [srv -1 port]
@@ -187,30 +155,30 @@ tags {tls crl repl external:skip} {
     }
 
     test {CRL links: a primary with tls-auth-clients yes refuses a replica whose certificate is listed} {
-        set path [links_file primary-1.pem]
-        links_install crl-alice-bob-server2.pem $path
+        set path [crl_file primary-1.pem]
+        crl_install crl-alice-bob-server2.pem $path
         start_server [list overrides [links_config server $path {tls-auth-clients yes}]] {
         start_server [list overrides [links_config server2]] {
-            links_wait_loads 1 0 -1
+            crl_wait_loads 1 0 -1
             set lines [count_log_lines -1]
             r replicaof [srv -1 host] [srv -1 port]
             links_wait_stays_down 0 -1 0
             verify_log_message -1 "*CRL: refused the certificate of /O=Valkey CRL Test/CN=Server Two: serial [links_serial server2] is revoked by CRL 1 of $path*" $lines
             assert_equal 0 [status [srv -1 client] connected_slaves]
-            assert_equal 0 [links_info connections_closed -1]
+            assert_equal 0 [crl_info connections_closed -1]
             # The replica itself has no CRL: it refused nothing.
-            assert_equal {0 0} [list [links_info loads_ok] [links_info handshakes_refused]]
+            assert_equal {0 0} [list [crl_info loads_ok] [crl_info handshakes_refused]]
             r replicaof no one
         }
         }
     }
 
     test {CRL links: a primary with tls-auth-clients yes drops a replica a new CRL lists, and refuses it again} {
-        set path [links_file primary-2.pem]
-        links_install crl-alice-bob.pem $path
+        set path [crl_file primary-2.pem]
+        crl_install crl-alice-bob.pem $path
         start_server [list overrides [links_config server $path {tls-auth-clients yes}]] {
         start_server [list overrides [links_config server2]] {
-            links_wait_loads 1 0 -1
+            crl_wait_loads 1 0 -1
             r replicaof [srv -1 host] [srv -1 port]
             links_wait_link_up 0
             wait_for_condition 50 100 {[status [srv -1 client] connected_slaves] == 1} else {
@@ -218,16 +186,16 @@ tags {tls crl repl external:skip} {
             }
 
             set lines [count_log_lines -1]
-            links_install crl-alice-bob-server2.pem $path
-            links_wait_loads 2 0 -1
-            wait_for_condition 50 100 {[links_info connections_closed -1] == 1} else {
-                fail "the replica's connection was not closed (tls_crl_connections_closed [links_info connections_closed -1])"
+            crl_install crl-alice-bob-server2.pem $path
+            crl_wait_loads 2 0 -1
+            wait_for_condition 50 100 {[crl_info connections_closed -1] == 1} else {
+                fail "the replica's connection was not closed (tls_crl_connections_closed [crl_info connections_closed -1])"
             }
             verify_log_message -1 "*CRL: closing client id=* addr=127.0.0.1:* user=default: its certificate (serial [links_serial server2]) is revoked by CRL 1 of $path*" $lines
             links_wait_stays_down 0 -1 0
             verify_log_message -1 "*CRL: refused the certificate of /O=Valkey CRL Test/CN=Server Two: serial [links_serial server2] is revoked*" $lines
             assert_equal 0 [status [srv -1 client] connected_slaves]
-            assert_equal 1 [links_info connections_closed -1]
+            assert_equal 1 [crl_info connections_closed -1]
             r replicaof no one
         }
         }
@@ -241,8 +209,8 @@ tags {tls crl repl external:skip} {
 # both ways from then on, and mark it FAIL.
 tags {tls crl cluster external:skip} {
     test {CRL links: in a 3-node TLS cluster a node a new CRL lists is cut off in both directions and marked FAIL} {
-        set path [links_file cluster.pem]
-        links_install crl-alice-bob-server2.pem $path
+        set path [crl_file cluster.pem]
+        crl_install crl-alice-bob-server2.pem $path
         # What start_cluster gives its nodes; tls-auth-clients yes: inbound
         # bus links present the node's certificate.
         set cluster {cluster-enabled yes cluster-node-timeout 3000 tls-auth-clients yes}
@@ -254,7 +222,7 @@ tags {tls crl cluster external:skip} {
             start_server [list overrides [links_config server $path $cluster]] {
             start_server [list overrides [links_config server4 $path $cluster]] {
             start_server [list overrides [links_config server3 $path $cluster]] {
-                for {set i 0} {$i < 3} {incr i} { links_wait_loads 1 0 -$i }
+                for {set i 0} {$i < 3} {incr i} { crl_wait_loads 1 0 -$i }
                 R 0 cluster set-config-epoch 1
                 R 1 cluster set-config-epoch 2
                 R 2 cluster set-config-epoch 3
@@ -273,16 +241,16 @@ tags {tls crl cluster external:skip} {
                     wait_for_condition 100 100 {[links_bus $i $listed] eq {from to}} else {
                         fail "node $i's bus links with R 0: [links_bus $i $listed]"
                     }
-                    assert_equal {0 0} [list [links_info handshakes_refused -$i] [links_info connections_closed -$i]]
+                    assert_equal {0 0} [list [crl_info handshakes_refused -$i] [crl_info connections_closed -$i]]
                     set lines$i [count_log_lines -$i]
                 }
 
-                links_install crl-alice-bob-server2-server3.pem $path
-                for {set i 0} {$i < 3} {incr i} { links_wait_loads 2 0 -$i }
+                crl_install crl-alice-bob-server2-server3.pem $path
+                for {set i 0} {$i < 3} {incr i} { crl_wait_loads 2 0 -$i }
                 set serial [links_serial server3]
                 foreach i {1 2} {
-                    wait_for_condition 50 100 {[links_info connections_closed -$i] >= 2} else {
-                        fail "node $i closed [links_info connections_closed -$i] bus links with R 0 (expected 2)"
+                    wait_for_condition 50 100 {[crl_info connections_closed -$i] >= 2} else {
+                        fail "node $i closed [crl_info connections_closed -$i] bus links with R 0 (expected 2)"
                     }
                     foreach dir {to from} {
                         verify_log_message -$i "*CRL: closing the cluster bus link $dir node $listed (127.0.0.1:*): its certificate (serial $serial) is revoked by CRL 1 of $path*" [set lines$i]
@@ -297,14 +265,14 @@ tags {tls crl cluster external:skip} {
                 # refusing R 0's certificate, in their handshakes with it and in
                 # its handshakes with them; no packet of R 0 reaches them (no
                 # PONG, no link from it), nor one of theirs R 0.
-                set refused1 [links_info handshakes_refused -1]
-                set refused2 [links_info handshakes_refused -2]
+                set refused1 [crl_info handshakes_refused -1]
+                set refused2 [crl_info handshakes_refused -2]
                 set pong1 [links_pong_recv 1 $listed]
                 set pong2 [links_pong_recv 2 $listed]
                 set pong_of_1 [links_pong_recv 0 $id1]
                 set pong_of_2 [links_pong_recv 0 $id2]
                 set deadline [expr {[clock milliseconds] + 30000}]
-                while {([links_info handshakes_refused -1] < $refused1 + 4 || [links_info handshakes_refused -2] < $refused2 + 4) &&
+                while {([crl_info handshakes_refused -1] < $refused1 + 4 || [crl_info handshakes_refused -2] < $refused2 + 4) &&
                        [clock milliseconds] < $deadline} {
                     foreach i {1 2} {
                         assert_equal {} [lsearch -inline [links_bus $i $listed] from] "node $i has a link from R 0"
@@ -312,12 +280,12 @@ tags {tls crl cluster external:skip} {
                     after 100
                 }
                 foreach i {1 2} {
-                    assert_morethan_equal [links_info handshakes_refused -$i] [expr {[set refused$i] + 4}] "node $i's refused handshakes with R 0"
+                    assert_morethan_equal [crl_info handshakes_refused -$i] [expr {[set refused$i] + 4}] "node $i's refused handshakes with R 0"
                     assert_equal [set pong$i] [links_pong_recv $i $listed] "node $i got a PONG from R 0"
                     assert_equal [set pong_of_$i] [links_pong_recv 0 [set id$i]] "R 0 got a PONG from node $i"
                     assert {[check_cluster_node_mark fail $i $listed]}
                     # Nothing more to close: the handshakes refused them all.
-                    assert_equal 2 [links_info connections_closed -$i]
+                    assert_equal 2 [crl_info connections_closed -$i]
                     # Meanwhile the two keep each other linked and the cluster ok.
                     set other [expr {$i == 1 ? $id2 : $id1}]
                     set node [cluster_get_node_by_id $i $other]
@@ -325,7 +293,7 @@ tags {tls crl cluster external:skip} {
                     assert_equal ok [CI $i cluster_state]
                 }
                 # R 0 refused nothing and closed nothing: its peers are not listed.
-                assert_equal {0 0} [list [links_info handshakes_refused 0] [links_info connections_closed 0]]
+                assert_equal {0 0} [list [crl_info handshakes_refused 0] [crl_info connections_closed 0]]
                 assert_equal PONG [R 0 ping]
             }
             }
