@@ -1172,7 +1172,6 @@ static void crlStaleChanged(void) {
     atomic_store(&stale_policy, server.tls_crl_config.stale);
 }
 
-/* OCSP REFRESH: the file read again, every URL fetched now. */
 /* Each URL waiting for its next fetch: timed again by the new settings, as
  * after its last success or failure. */
 static void crlScheduleChanged(void) {
@@ -1188,6 +1187,7 @@ static void crlScheduleChanged(void) {
     }
 }
 
+/* OCSP REFRESH: the file read again, every URL fetched now. */
 static int crlRefresh(void) {
     if (crl.file) crlFileLoad();
     for (int i = 0; i < crl.url_count; i++) {
