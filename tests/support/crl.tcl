@@ -102,6 +102,19 @@ proc crl_http_stop {h} {
     ocsp_responder_kill [dict get $h pid] [dict get $h port]
 }
 
+# Run SCRIPT in the caller's frame with a test HTTP server in its variable
+# VAR (crl_http_start); the server is stopped when SCRIPT ends, fails or
+# has stopped and restarted it itself (the variable's last value).
+proc crl_with_http {var script} {
+    upvar 1 $var h
+    set h [crl_http_start]
+    try {
+        uplevel 1 $script
+    } finally {
+        catch {crl_http_stop $h}
+    }
+}
+
 # The URL of PATH on the test HTTP server H.
 proc crl_url {h {path crl}} {
     return "http://127.0.0.1:[dict get $h port]/$path"
