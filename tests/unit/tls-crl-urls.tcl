@@ -30,10 +30,16 @@ proc urls_cache_name {url} {
     return crl-cache-[string range $digest 0 15].crl
 }
 
-# A plain (non-TLS) client of the server at LEVEL: it works while every
+# The plain (non-TLS) port of the server at LEVEL (Valkey 8.1's harness
+# keeps no pport).
+proc urls_plain_port {{level 0}} {
+    lindex [[srv $level client] config get port] 1
+}
+
+# A plain client of the server at LEVEL on PORT: it works while every
 # certificate is refused.
-proc urls_plain_client {{level 0}} {
-    valkey [srv $level host] [srv $level pport] 0 0
+proc urls_plain_client {port {level 0}} {
+    valkey [srv $level host] $port 0 0
 }
 
 proc urls_pinfo {client field} {
@@ -150,9 +156,10 @@ tags {tls crl external:skip} {
                 # until a fetch succeeds every certificate is refused (fail
                 # closed), the harness CA's too.
                 ocsp_write_file $cache "this is not a certificate revocation list\n"
+                set pport [urls_plain_port]
                 set from [count_log_lines 0]
                 restart_server 0 true false 0
-                set p [urls_plain_client]
+                set p [urls_plain_client $pport]
                 wait_for_condition 50 100 {[urls_pinfo $p fetches_failed] >= 1} else {
                     fail "no failed fetch after the restart: [urls_pinfo $p last_error]"
                 }
@@ -199,7 +206,7 @@ tags {tls crl external:skip} {
             start_server [list overrides [crl_urls_config $url 60]] {
                 crl_wait_fetches 1
                 r config set tls-crl-max-bytes 64kb
-                set pport [srv 0 pport]
+                set pport [urls_plain_port]
                 foreach {what reason} {
                     crl-rogue.pem {*refusing what it answered: CRL 1 (issuer *) is not signed by a CA*}
                     crl-garbage.pem {*refusing what it answered: neither PEM nor a single DER X509 CRL*}
