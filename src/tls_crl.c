@@ -1256,9 +1256,17 @@ static void crlLogRefusal(X509 *cert, const char *why) {
     serverLog(LL_WARNING, "CRL: refused the certificate of %s: %s (at most one such line a second)", subject, why);
 }
 
+/* A self-signed certificate above the one verified is the trust anchor the
+ * chain ends in (a CA of tls-ca-cert-file): no CRL applies to it (RFC 5280,
+ * 6.1), and refusing it would name the CA, not the peer, in the log. */
+static bool crlIsTrustAnchor(X509_STORE_CTX *store, X509 *cert) {
+    return X509_STORE_CTX_get_error_depth(store) > 0 && (X509_get_extension_flags(cert) & EXFLAG_SS);
+}
+
 static int crlVerifyCallback(int preverify_ok, X509_STORE_CTX *store) {
     X509 *cert = X509_STORE_CTX_get_current_cert(store);
-    if (preverify_ok && cert && atomic_load_explicit(&crl_required, memory_order_relaxed)) {
+    if (preverify_ok && cert && atomic_load_explicit(&crl_required, memory_order_relaxed) &&
+        !crlIsTrustAnchor(store, cert)) {
         crlSet *set = crlSetAcquire();
         char why[256];
         int error = 0;

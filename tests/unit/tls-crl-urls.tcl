@@ -172,7 +172,7 @@ tags {tls crl external:skip} {
                 assert_match {*error*} [crl_ping carol]
                 assert_equal 0 [ping_server [srv 0 host] [srv 0 port]]
                 assert_morethan_equal [urls_pinfo $p handshakes_refused] [expr {$refused + 3}]
-                crl_wait_refusal_logged bob "*CRL: refused the certificate of*: the CRLs of 1 source (tls-crl-file, tls-crl-urls) are not loaded yet*" $from
+                crl_wait_refusal_logged bob "*CRL: refused the certificate of /O=Valkey CRL Test/CN=Bob: the CRLs of 1 source (tls-crl-file, tls-crl-urls) are not loaded yet*" $from
 
                 # The CRL server is back: the next fetch restores the CRL and
                 # rewrites the cache file.
@@ -296,7 +296,7 @@ tags {tls crl external:skip} {
                 assert_match {*error*} [crl_ping alice]
                 assert_equal [expr {$refused + 3}] [crl_info handshakes_refused]
                 assert_equal PONG [r PING]
-                crl_wait_refusal_logged bob "*CRL: refused the certificate of*: CRL 1 of $url (issuer *) is past its nextUpdate (tls-crl-stale refuse)*"
+                crl_wait_refusal_logged bob "*CRL: refused the certificate of /O=Valkey CRL Test/CN=Bob: CRL 1 of $url (issuer *) is past its nextUpdate (tls-crl-stale refuse)*"
 
                 # A fresh CRL: bob is accepted again.
                 crl_serve [urls_make_crl crl-fresh.pem]
