@@ -61,8 +61,8 @@ static BIO *readCrlFile(const char *path, const char **err) {
     }
     BIO_free(file);
     if (!ok || n < 0 || total > CRL_TOOL_MAX_FILE_BYTES) {
-        toolFail(err, "%s", !ok ? "out of memory" : n < 0 ? "cannot read it"
-                                                          : "larger than 64 MiB");
+        const char *why = !ok ? "out of memory" : (n < 0 ? "cannot read it" : "larger than 64 MiB");
+        toolFail(err, "%s", why);
         BIO_free(mem);
         return NULL;
     }

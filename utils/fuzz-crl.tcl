@@ -27,7 +27,7 @@
 # answer PING, refuse alice and accept bob: a mutant never replaces the CRL
 # in force with a broken one. One outcome a round ("accepted", or
 # tls_crl_last_error without its source, issuer names and numbers) goes to
-# OUTCOMES_FILE. Exit status 1 if the server went away or a check failed, 2
+# OUTCOMES_FILE, in the order of the responder's mutants. Exit status 1 if the server went away or a check failed, 2
 # if rounds stopped ending.
 
 lassign $argv port tls_port rport count outfile pki crl work cli seed
@@ -147,12 +147,16 @@ proc wait_round {kind before t0} {
     }
 }
 
+# One outcome a round, so that rounds pair with the responder's mutants. A
+# file round may see two loads: when the watcher's stat (once a second)
+# falls between the rename and OCSP REFRESH, both load (the same file);
+# counted apart, as extra loads.
 proc record {old new} {
     lassign $old ok failed
     lassign $new ok2 failed2 err
-    for {set i $ok} {$i < $ok2} {incr i} { puts $::out accepted }
-    for {set i $failed} {$i < $failed2} {incr i} { puts $::out [reason $err] }
-    incr ::rounds_ended [expr {$ok2 + $failed2 - $ok - $failed}]
+    puts $::out [expr {$ok2 > $ok ? "accepted" : [reason $err]}]
+    incr ::rounds_ended
+    incr ::extra_loads [expr {$ok2 + $failed2 - $ok - $failed - 1}]
 }
 
 proc phase {n kind base rounds} {
@@ -187,6 +191,13 @@ proc phase {n kind base rounds} {
             cmd OCSP REFRESH
         }
         set s [wait_round $kind $before [clock milliseconds]]
+        if {$kind eq "file"} {
+            # The second load of a round that had two starts as the first
+            # ends: give it a moment, so that it counts here, not in the
+            # next round.
+            after 10
+            set s [stats $kind]
+        }
         record $before_stats $s
         if {$i % $::batch == 0 || $i == $rounds} { check "phase $n ($kind), round $i" }
     }
@@ -202,6 +213,7 @@ set polls 0
 set checks 0
 set watched 0
 set rounds_ended 0
+set extra_loads 0
 set stalled 0
 if {[catch {
     cmd CONFIG SET tls-ocsp-stapling no
@@ -219,7 +231,7 @@ if {[catch {
 }
 close $out
 set ms [expr {max(1, [clock milliseconds] - $start)}]
-puts [format "fuzz-crl: %d rounds in %.1f s: %.0f rounds/s, %.1f INFO polls a round, %d checks of the CRL in force, %d file rounds left to the watcher" \
+puts [format "fuzz-crl: %d rounds in %.1f s: %.0f rounds/s, %.1f INFO polls a round, %d checks of the CRL in force, %d file rounds left to the watcher, %d extra loads" \
     $rounds_ended [expr {$ms / 1000.0}] [expr {$rounds_ended * 1000.0 / $ms}] \
-    [expr {$polls / double(max(1, $rounds_ended))}] $checks $watched]
+    [expr {$polls / double(max(1, $rounds_ended))}] $checks $watched $extra_loads]
 exit $status

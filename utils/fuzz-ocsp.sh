@@ -179,7 +179,10 @@ if [ $alive = yes ]; then
     fi
     served_ocsp=$(grep -c ' fuzz ' "$pki/responder.log" 2> /dev/null || echo 0)
     if [ "$crl_count" -gt 0 ]; then
-        say "CRLs: $crl_count rounds (seed $seed + phase), base CRLs of $(openssl crl -inform DER -in "$work/crl-alice.der" -noout -text | grep -c 'Serial Number:') and $(openssl crl -inform DER -in "$work/crl-many.der" -noout -text | grep -c 'Serial Number:') entries ($(wc -c < "$work/crl-alice.der") and $(wc -c < "$work/crl-many.der") bytes)"
+        entries() { openssl crl -inform DER -in "$1" -noout -text | grep -c 'Serial Number:'; }
+        say "CRLs: $crl_count rounds (seeds $seed + phase); base CRLs of $(entries "$work/crl-alice.der")" \
+            "and $(entries "$work/crl-many.der") entries ($(wc -c < "$work/crl-alice.der")" \
+            "and $(wc -c < "$work/crl-many.der") bytes)"
         crl_start=$(date +%s)
         tclsh "$top/utils/fuzz-crl.tcl" "$port" "$tls_port" "$resp_port" "$crl_count" "$work/crl-outcomes" \
             "$pki" "$crl" "$work" "$tree/src/valkey-cli" "$seed"

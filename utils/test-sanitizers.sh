@@ -18,7 +18,7 @@
 # tests/tmp (all server stdout/stderr logs) and every report fails the run.
 # thread: reports go to tests/tmp/tsan/tsan.PID (TSAN_OPTIONS log_path), so
 # the harness judges the tests alone, and utils/sanitizer-report.py lists
-# each distinct report with its top frames, classified as ours (tls_ocsp*
+# each distinct report with its top frames, classified as ours (tls_ocsp*, tls_crl*
 # frames, or lines our patches add) or upstream's; only ours fail the run.
 # Upstream ships no ThreadSanitizer suppressions; TSAN_SUPPRESSIONS=FILE
 # adds one of yours.

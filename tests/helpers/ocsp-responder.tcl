@@ -41,7 +41,8 @@
 #                   truncation, insertion, deletion, TLV length or tag edits,
 #                   or none), chosen by a generator seeded with SEED (default:
 #                   the clock) when the mode line is first seen; no process
-#                   is run per request. The mutation is logged.
+#                   is run per request. The mutation is logged (with
+#                   ",unchanged" when the bytes came out as they were).
 #   garbage         random bytes, no HTTP at all
 #   http500         HTTP 500 with a text body
 #   oversized       HTTP 200 with a 100 KiB body
@@ -430,6 +431,9 @@ proc answer_request {chan method body} {
     if {$name eq "fuzz"} {
         fuzz_setup [lindex $opts 0] [lindex $opts 1]
         lassign [fuzz_mutate] der what
+        # A mutation that left the bytes as they were (a byte set to its own
+        # value) says so: its acceptance is no finding.
+        if {$what ne "none" && $der eq $::fuzz_base} { append what ",unchanged" }
         log_request $mode $method $what
         http_reply $chan "200 OK" application/ocsp-response $der
         close $chan

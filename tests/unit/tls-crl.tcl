@@ -2,7 +2,8 @@
 # of a peer we connect to is refused when a loaded CRL from its issuer lists
 # it; a connection already open is closed when a newly loaded CRL lists its
 # certificate; a file that fails verification is refused and the CRLs loaded
-# before stay in force; at startup such a file stops the server.
+# before stay in force; at startup such a file stops the server. At the
+# end, the same check in valkey-cli and valkey-benchmark (--tls-crl FILE).
 #
 # The CRLs are real ones, made by `openssl ca -gencrl` in a throw-away CA
 # (tests/helpers/crl-pki.sh). The harness CA joins tls-ca-cert-file, so the
