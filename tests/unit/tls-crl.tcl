@@ -62,29 +62,25 @@ tags {tls crl external:skip} {
 
     # Since 9.0 a client certificate alone logs in as an ACL user: the CRL
     # closes such a session as any other, and refuses the next one.
-    test {CRL: a client logged in by its certificate (tls-auth-clients-user CN) is closed when a new CRL lists it} {
+    ocsp_test_needs_config tls-auth-clients-user {CRL: a client logged in by its certificate (tls-auth-clients-user CN) is closed when a new CRL lists it} {
         set path [file join $::crl_dir watched-user.pem]
         crl_install crl-alice.pem $path
         start_server [list overrides [crl_config $path]] {
-            if {[lindex [r config get tls-auth-clients-user] 1] eq ""} {
-                puts "    (skipped: this Valkey has no tls-auth-clients-user)"
-            } else {
-                crl_wait_loads 1 0
-                r config set tls-auth-clients-user CN
-                r acl setuser Bob on nopass +@all ~*
-                set bob [crl_client bob]
-                assert_equal Bob [$bob ACL WHOAMI]
+            crl_wait_loads 1 0
+            r config set tls-auth-clients-user CN
+            r acl setuser Bob on nopass +@all ~*
+            set bob [crl_client bob]
+            assert_equal Bob [$bob ACL WHOAMI]
 
-                crl_install crl-alice-bob.pem $path
-                crl_wait_loads 2 0
-                wait_for_condition 50 20 {[crl_info connections_closed] == 1} else {
-                    fail "Bob's session was not closed"
-                }
-                assert_error {*I/O error*} {$bob PING}
-                verify_log_message 0 "*CRL: closing client id=* user=Bob: its certificate (serial *) is revoked*" 0
-                assert_match {*error*} [crl_ping bob]
-                catch {$bob close}
+            crl_install crl-alice-bob.pem $path
+            crl_wait_loads 2 0
+            wait_for_condition 50 20 {[crl_info connections_closed] == 1} else {
+                fail "Bob's session was not closed"
             }
+            assert_error {*I/O error*} {$bob PING}
+            verify_log_message 0 "*CRL: closing client id=* user=Bob: its certificate (serial *) is revoked*" 0
+            assert_match {*error*} [crl_ping bob]
+            catch {$bob close}
         }
     }
 
