@@ -79,11 +79,11 @@ int ocspUrlParse(const char *text, ocspUrl *url, int allow_userinfo, const char 
         return 0;
     }
     if (strncasecmp(text, "https://", 8) == 0) {
-        *err = "https:// is not supported: the responder must be an http:// URL";
+        *err = "https:// is not supported: the URL must begin with http://";
         return 0;
     }
     if (strncasecmp(text, "http://", 7) != 0) {
-        *err = "the responder must be an http:// URL";
+        *err = "the URL must begin with http://";
         return 0;
     }
     const char *authority = text + 7;

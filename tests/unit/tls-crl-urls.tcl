@@ -323,7 +323,7 @@ tags {tls crl external:skip} {
                 for {set i 0} {$i < 17} {incr i} { lappend many [crl_url $h crl$i] }
                 foreach {bad error} [list \
                     "https://127.0.0.1:[dict get $h port]/crl" {*https:// is not supported*} \
-                    "ftp://127.0.0.1/crl" {*must be an http:// URL*} \
+                    "ftp://127.0.0.1/crl" {*must begin with http://*} \
                     "$url $url" {*a URL is given twice*} \
                     [join $many " "] {*at most 16 URLs*} \
                     "http://user:secret@127.0.0.1:[dict get $h port]/crl" {*user information*is not supported*} \
