@@ -22,26 +22,11 @@ set -eu
 
 entries=${ENTRIES:-100000}
 dir=${DIR:-crl-big}
+helpers=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$dir"
 cd "$dir"
 
-cat > ext.cnf << EOF
-[ca]
-basicConstraints = critical, CA:true
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-
-[server]
-basicConstraints = CA:false
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth, clientAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-
-[client]
-basicConstraints = CA:false
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-EOF
+cp "$helpers/crl-ext.cnf" ext.cnf
 
 openssl genrsa -out ca.key 2048 2> /dev/null
 openssl req -x509 -new -key ca.key -subj "/O=Valkey CRL Bench/CN=CRL Bench CA" -days 30 -sha256 \

@@ -31,26 +31,11 @@ set -eu
 
 dir=$1
 extra_ca=${2:-}
+helpers=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$dir"
 cd "$dir"
 
-cat > ext.cnf << EOF2
-[ca]
-basicConstraints = critical, CA:true
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-
-[server]
-basicConstraints = CA:false
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth, clientAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-
-[client]
-basicConstraints = CA:false
-keyUsage = critical, digitalSignature
-extendedKeyUsage = clientAuth
-EOF2
+cp "$helpers/crl-ext.cnf" ext.cnf
 
 # ca.cnf NAME: openssl ca's database for the CA NAME.
 ca_cnf() {
