@@ -37,34 +37,7 @@ set batch 100
 set sock [socket 127.0.0.1 $port]
 fconfigure $sock -translation binary -buffering full
 
-proc reply {} {
-    set line [gets $::sock]
-    if {[eof $::sock]} { error "the server closed the connection" }
-    set line [string trimright $line "\r"]
-    set v [string range $line 1 end]
-    switch -- [string index $line 0] {
-        + - : { return $v }
-        - { error "server error: $v" }
-        $ {
-            if {$v < 0} { return {} }
-            return [string range [read $::sock [expr {$v + 2}]] 0 end-2]
-        }
-        * {
-            set l {}
-            for {set i 0} {$i < $v} {incr i} { lappend l [reply] }
-            return $l
-        }
-        default { error "bad reply: $line" }
-    }
-}
-
-proc cmd {args} {
-    set out "*[llength $args]\r\n"
-    foreach a $args { append out "\$[string length $a]\r\n$a\r\n" }
-    puts -nonewline $::sock $out
-    flush $::sock
-    return [reply]
-}
+source [file join [file dirname [info script]] fuzz-resp.tcl]
 
 # {ok failed last_error} of the URLs (fetches) or the file (loads).
 proc stats {kind} {
