@@ -61,6 +61,7 @@
 
 #include "cluster.h"
 #include "cluster_legacy.h"
+#include "tls_crl_check.h"
 #include "tls_ocsp_fetch.h"
 #include "tls_ocsp_worker.h"
 
@@ -323,33 +324,12 @@ static void crlJobFail(crlJob *job, const char *fmt, ...) {
     ERR_clear_error();
 }
 
-/* Is one of the CA certificates for the CRL's issuer its signer? */
-static int crlSignedByCa(X509_STORE *store, X509_CRL *x) {
-    X509_STORE_CTX *sctx = X509_STORE_CTX_new();
-    if (!sctx || X509_STORE_CTX_init(sctx, store, NULL, NULL) != 1) {
-        X509_STORE_CTX_free(sctx);
-        return 0;
-    }
-    int ok = 0;
-    STACK_OF(X509) *cas = X509_STORE_CTX_get1_certs(sctx, X509_CRL_get_issuer(x));
-    for (int i = 0; !ok && cas && i < sk_X509_num(cas); i++) {
-        X509 *ca = sk_X509_value(cas, i);
-        if ((X509_get_extension_flags(ca) & EXFLAG_KUSAGE) && !(X509_get_key_usage(ca) & KU_CRL_SIGN)) continue;
-        EVP_PKEY *key = X509_get0_pubkey(ca);
-        ok = key && X509_CRL_verify(x, key) == 1;
-    }
-    sk_X509_pop_free(cas, X509_free);
-    X509_STORE_CTX_free(sctx);
-    ERR_clear_error();
-    return ok;
-}
-
 /* Check one CRL and add it to the set. Returns 0 with job->error set. */
 static int crlAdd(crlJob *job, crlSet *set, X509_STORE *store, X509_CRL *x) {
     int index = set->count + 1;
     char issuer[128];
     X509_NAME_oneline(X509_CRL_get_issuer(x), issuer, sizeof(issuer));
-    if (!crlSignedByCa(store, x)) {
+    if (!tlsCrlSignedByCa(store, x)) {
         crlJobFail(job, "CRL %d (issuer %s) is not signed by a CA of tls-ca-cert-file / tls-ca-cert-dir", index,
                    issuer);
         return 0;

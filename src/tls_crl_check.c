@@ -69,9 +69,7 @@ static BIO *readCrlFile(const char *path, const char **err) {
     return mem;
 }
 
-/* Is one of the CA certificates for the CRL's issuer its signer? As
- * tls_crl.c checks the server's CRLs. */
-static int signedByCa(X509_STORE *store, X509_CRL *crl) {
+int tlsCrlSignedByCa(X509_STORE *store, X509_CRL *crl) {
     X509_STORE_CTX *sctx = X509_STORE_CTX_new();
     int ok = 0;
     if (sctx && X509_STORE_CTX_init(sctx, store, NULL, NULL) == 1) {
@@ -93,7 +91,7 @@ static int signedByCa(X509_STORE *store, X509_CRL *crl) {
 static int addCrl(X509_STORE *store, X509_CRL *crl, int index, const char **err) {
     char issuer[256];
     X509_NAME_oneline(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
-    if (!signedByCa(store, crl))
+    if (!tlsCrlSignedByCa(store, crl))
         return toolFail(err, "CRL %d (issuer %s) is not signed by a CA of --cacert / --cacertdir", index, issuer);
     const ASN1_TIME *this_update = X509_CRL_get0_lastUpdate(crl), *next_update = X509_CRL_get0_nextUpdate(crl);
     int days, secs;

@@ -8,7 +8,8 @@
  * --tls-crl FILE of valkey-cli and valkey-benchmark: the server's
  * certificate is checked against the CRLs in FILE, as the server checks its
  * clients' (tls-crl-file, tls_crl.c), the way --tls-ocsp-verify checks the
- * staple (tls_ocsp_check.c). Built into the tools only; pure OpenSSL.
+ * staple (tls_ocsp_check.c). Pure OpenSSL; built into the tools, and where
+ * tls_crl.c is, which shares tlsCrlSignedByCa().
  *
  * FILE (PEM, one CRL or more, or a single DER CRL) is read and every CRL in
  * it verified when the tool builds its TLS context: signed by a CA of
@@ -42,6 +43,13 @@
 #define VALKEY_TLS_CRL_CHECK_H
 
 struct ssl_ctx_st;
+struct x509_store_st;
+struct X509_crl_st;
+
+/* Is one of the CA certificates of store for the CRL's issuer its signer
+ * (with cRLSign if the CA has a key usage)? Any thread, with a store of its
+ * own or one OpenSSL locks. */
+int tlsCrlSignedByCa(struct x509_store_st *store, struct X509_crl_st *crl);
 
 /* Load and verify the CRLs of path into ctx (whose CA locations are already
  * set) and check the server against them in every handshake. Returns 0, or
