@@ -5,40 +5,24 @@
  */
 
 /*
- * The CRL set of tls-crl-file and tls-crl-urls: loading, fetching and
- * verifying the CRLs, the cache files, the immutable snapshot handshakes
- * read, the verify callback that refuses a listed certificate, closing the
- * connections a new CRL lists, the stale policy and INFO. Linked where tls.c's
- * OpenSSL code is: the server, or valkey-tls.so (tls_crl.h); the server side
- * (tls_crl_hooks.c) reaches it through the table tlsCrlInit() registers.
+ * The CRL set of tls-crl-file and tls-crl-urls: what a set of CRLs is,
+ * loading and verifying one, the immutable snapshot handshakes read, the
+ * verify callback that refuses a listed certificate, the stale policy, and
+ * closing the connections a new set lists. Where the CRLs come from (the
+ * watched file, the URLs, their schedule and cache files, INFO) is
+ * tls_crl_sources.c. Linked where tls.c's OpenSSL code is: the server, or
+ * valkey-tls.so (tls_crl.h).
  *
- * Sources: the file (tls-crl-file) and each URL (tls-crl-urls) is a source
- * with the CRLs it last gave; the published snapshot is all of them.
- *
- *   watch   serverCron -> tlsOcspCron -> tlsCrlCron -> crlCron(): once a
- *           second a stat of the file; a new stamp (rename, symlink swap,
- *           rewrite) queues a load. CONFIG SET tls-crl-file queues one at
- *           once.
- *   fetch   a URL's CRL is fetched over HTTP with the OCSP client
- *           (tls_ocsp_fetch.c: tls-ocsp-proxy, tls-ocsp-response-timeout,
- *           never blocking), at most tls-crl-max-bytes, and refreshed on the
- *           OCSP schedule (tls-ocsp-refresh-margin of its thisUpdate ..
- *           nextUpdate window, at most tls-ocsp-max-refresh-interval apart,
- *           tls-ocsp-retry-delay doubled per failure). A verified one is kept
- *           in a cache file in dir, read (and verified) first after a restart.
- *   load    crlJobRun() in the background worker of the OCSP jobs
- *           (ocspWorkerRunTask, tls_ocsp_worker.c), one job at a time:
- *           reads the file (PEM, one or more CRLs, or a single DER CRL) or
- *           takes the fetched bytes, loads the CA certificates of
- *           tls-ca-cert-file / tls-ca-cert-dir, verifies each CRL (signed
- *           by one of them, nextUpdate not before thisUpdate) and builds the
- *           source's lists: per CRL its issuer and its serials, sorted.
- *   swap    crlJobDone() on the main thread: a source's new CRLs must not go
- *           backwards (crlSetGoesBackwards); they replace its old ones in a
- *           new snapshot, published, or the reason is logged and the old
- *           ones stay (at startup, a refused tls-crl-file stops the server:
- *           fail closed). Then the clients, replication and cluster bus
- *           links whose certificate the new CRLs list are closed.
+ *   load    crlSetLoad(), in the background worker (a job of
+ *           tls_crl_sources.c): parses the bytes (PEM, one or more CRLs, or
+ *           a single DER CRL), loads the CA certificates of tls-ca-cert-file
+ *           / tls-ca-cert-dir, verifies each CRL (signed by one of them,
+ *           nextUpdate not before thisUpdate) and builds the lists: per CRL
+ *           its issuer and its serials, sorted.
+ *   swap    crlSetPublish() on the main thread, after crlSetGoesBackwards()
+ *           found the new CRLs no older than those in force; then
+ *           crlSetCloseRevoked() closes the clients, replication and cluster
+ *           bus links whose certificate they list.
  *   check   crlVerifyCallback(), set on every context tls.c creates, in the
  *           handshake: a certificate of the chain whose issuer has a loaded
  *           CRL listing its serial fails the handshake; so does every
@@ -46,13 +30,12 @@
  *           tls-crl-stale refuse, every certificate of an issuer whose CRLs
  *           are all past their nextUpdate.
  *
- * Threads: the worker runs crlJobRun() on a job of its own (nothing shared
- * but the immutable lists). The verify callback runs in whichever thread
- * does the handshake (the main thread or an I/O thread): it takes a
- * reference to the published snapshot under a mutex held for a pointer copy,
- * as tls_ocsp.c does for the staple, so the main thread may swap it at any
- * time; its counters and settings are atomics. Everything else runs on the
- * main thread.
+ * Threads: crlSetLoad() runs in the worker on a set of its own. The verify
+ * callback runs in whichever thread does the handshake (the main thread or
+ * an I/O thread): it takes a reference to the published snapshot under a
+ * mutex held for a pointer copy, as tls_ocsp.c does for the staple, so the
+ * main thread may swap it at any time; its counters and settings are
+ * atomics. Everything else runs on the main thread.
  */
 
 #include "server.h"
@@ -62,58 +45,17 @@
 #include "cluster.h"
 #include "cluster_legacy.h"
 #include "tls_crl_check.h"
-#include "tls_ocsp_fetch.h"
-#include "tls_ocsp_worker.h"
+#include "tls_crl_set.h"
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
-#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include <pthread.h>
-#include <stdatomic.h>
-#include <stdbool.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 
-/* A CRL entry's serial longer than this refuses its CRL (RFC 5280: at most
- * 20 octets; leading zero octets are not counted). */
-#define CRL_MAX_SERIAL 32
-#define CRL_CHECK_INTERVAL_MS 1000
 #define CRL_LOG_INTERVAL_MS 1000
-#define CRL_ERROR_LEN 256
-/* Refresh and retry bound when tls-ocsp-max-refresh-interval is 0 (none). */
-#define CRL_DEFAULT_INTERVAL_MS (3600 * 1000LL)
-
-typedef struct crlSerial {
-    unsigned char neg, len;
-    unsigned char bytes[CRL_MAX_SERIAL];
-} crlSerial;
-
-/* One CRL: immutable once built, shared by every snapshot that holds it. */
-typedef struct crlList {
-    atomic_int refs;
-    sds source; /* The file or URL it came from. */
-    int index;  /* 1-based, in its source. */
-    X509_NAME *issuer;
-    char issuer_text[128];
-    long long this_update, next_update; /* Unix seconds; next_update 0: none. */
-    size_t count;
-    crlSerial *serials; /* Sorted by crlSerialCompare(). */
-    bool stale_logged;  /* Main thread only: its passing nextUpdate was logged. */
-} crlList;
-
-/* A set of CRLs: what one source gave, or the published snapshot of all of
- * them. Immutable once built, freed by its last reader. */
-typedef struct crlSet {
-    atomic_int refs;
-    int count;
-    crlList **lists;
-    size_t entries;
-    long long next_update; /* The earliest, 0: none. */
-    int missing;           /* Sources configured that have no CRLs yet. */
-} crlSet;
 
 static pthread_mutex_t set_mutex = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(crlSet *) published_set = NULL;
@@ -123,67 +65,6 @@ static atomic_bool crl_required = false;
 static atomic_int stale_policy = TLS_CRL_STALE_KEEP;
 static atomic_llong handshakes_refused = 0;
 static atomic_llong last_refusal_log_ms = 0;
-
-/* A source: the file, or one URL. Main thread only. */
-typedef struct crlSource {
-    unsigned long long id; /* Jobs name their source by it: sources come and go. */
-    bool is_url;
-    sds name;       /* The path or the URL. */
-    crlSet *lists;  /* Its CRLs in force, or NULL. */
-    bool inherited; /* lists are the previous path's, until its own load. */
-    bool busy;      /* A job or a fetch of it is under way. */
-    bool due;       /* Load again once that is done. */
-    bool started;   /* The file: its first load was queued. */
-    /* The file. */
-    ocspFileStamp seen; /* Of the file last loaded or refused. */
-    bool seen_valid;
-    int stat_errno; /* Of the last stat that failed, logged once. */
-    /* A URL. */
-    ocspUrl url;
-    sds cache_path;          /* Absolute. */
-    bool cache_read;         /* The cache file was read (or tried). */
-    ocspHttpFetch *fetch;    /* In flight, or NULL. */
-    long long next_fetch_ms; /* Monotonic. */
-    int failures;            /* In a row. */
-} crlSource;
-
-/* Work for the background worker, one job at a time, in order. */
-typedef enum crlJobKind {
-    CRL_JOB_READ_FILE,   /* tls-crl-file */
-    CRL_JOB_READ_CACHE,  /* A URL's cache file, after a restart. */
-    CRL_JOB_PARSE,       /* A URL's fetched bytes. */
-    CRL_JOB_WRITE_CACHE, /* A URL's accepted bytes, to its cache file. */
-} crlJobKind;
-
-typedef struct crlJob {
-    crlJobKind kind;
-    unsigned long long source_id;
-    sds name; /* The source's, for the lists. */
-    sds path; /* What to read or write. */
-    sds data; /* Bytes fetched (PARSE) or to write (WRITE_CACHE). */
-    sds ca_file, ca_dir;
-    crlSet *set; /* The outcome, or NULL and error. */
-    char error[CRL_ERROR_LEN];
-    int read_errno;      /* Why a read failed. */
-    ocspFileStamp stamp; /* Of the file read. */
-    bool read;           /* stamp is valid. */
-} crlJob;
-
-/* Main thread only. */
-static struct {
-    crlSource *file;
-    crlSource *urls[TLS_CRL_MAX_URLS];
-    int url_count;
-    unsigned long long last_source_id;
-    bool configured;   /* The sources of the config file were set up. */
-    bool startup_done; /* The startup load of the file succeeded, or CONFIG SET came first. */
-    list *jobs;        /* Waiting, oldest first. */
-    bool job_running;
-    long long last_check_ms;
-    long long loads_ok, loads_failed, fetches_ok, fetches_failed, connections_closed, cache_writes_failed;
-    long long loaded_time; /* Unix seconds. */
-    char last_error[4 * CRL_ERROR_LEN];
-} crl;
 
 /* ------------------------------------------------------------------------- */
 /* The snapshot. */
@@ -196,27 +77,27 @@ static void crlListRelease(crlList *l) {
     zfree(l);
 }
 
-static void crlSetFree(crlSet *set) {
+void crlSetFree(crlSet *set) {
     if (!set) return;
     for (int i = 0; i < set->count; i++) crlListRelease(set->lists[i]);
     zfree(set->lists);
     zfree(set);
 }
 
-static void crlSetRelease(crlSet *set) {
+void crlSetRelease(crlSet *set) {
     if (!set) return;
     if (atomic_fetch_sub_explicit(&set->refs, 1, memory_order_acq_rel) != 1) return;
     crlSetFree(set);
 }
 
-static crlSet *crlSetNew(void) {
+crlSet *crlSetNew(void) {
     crlSet *set = zcalloc(sizeof(*set));
     atomic_init(&set->refs, 1);
     return set;
 }
 
 /* Add a reference to l to the set. */
-static void crlSetAdd(crlSet *set, crlList *l) {
+void crlSetAdd(crlSet *set, crlList *l) {
     atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
     set->lists = zrealloc(set->lists, (set->count + 1) * sizeof(crlList *));
     set->lists[set->count++] = l;
@@ -225,7 +106,7 @@ static void crlSetAdd(crlSet *set, crlList *l) {
 }
 
 /* Any thread: a reference to the published set, or NULL. */
-static crlSet *crlSetAcquire(void) {
+crlSet *crlSetAcquire(void) {
     if (!atomic_load_explicit(&published_set, memory_order_relaxed)) return NULL;
     pthread_mutex_lock(&set_mutex);
     crlSet *set = atomic_load_explicit(&published_set, memory_order_relaxed);
@@ -234,8 +115,10 @@ static crlSet *crlSetAcquire(void) {
     return set;
 }
 
-/* Main thread only: replace the published set (NULL: none). */
-static void crlSetPublish(crlSet *set) {
+/* Main thread only: replace the published set (NULL: none). With required,
+ * a certificate is refused unless the set has every source's CRLs. */
+void crlSetPublish(crlSet *set, bool required) {
+    atomic_store(&crl_required, required);
     pthread_mutex_lock(&set_mutex);
     crlSet *old = atomic_load_explicit(&published_set, memory_order_relaxed);
     atomic_store_explicit(&published_set, set, memory_order_relaxed);
@@ -316,22 +199,29 @@ static long long asn1TimeToUnix(const ASN1_TIME *t) {
     return (long long)timegm(&tm);
 }
 
-static void crlJobFail(crlJob *job, const char *fmt, ...) {
+/* Where a load says what went wrong. */
+typedef struct crlLoad {
+    const char *source;
+    char *err;
+    size_t err_size;
+} crlLoad;
+
+static void crlLoadFail(crlLoad *load, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(job->error, sizeof(job->error), fmt, ap);
+    vsnprintf(load->err, load->err_size, fmt, ap);
     va_end(ap);
     ERR_clear_error();
 }
 
-/* Check one CRL and add it to the set. Returns 0 with job->error set. */
-static int crlAdd(crlJob *job, crlSet *set, X509_STORE *store, X509_CRL *x) {
+/* Check one CRL and add it to the set. Returns 0 with load->err set. */
+static int crlAdd(crlLoad *load, crlSet *set, X509_STORE *store, X509_CRL *x) {
     int index = set->count + 1;
     char issuer[128];
     X509_NAME_oneline(X509_CRL_get_issuer(x), issuer, sizeof(issuer));
     if (!tlsCrlSignedByCa(store, x)) {
-        crlJobFail(job, "CRL %d (issuer %s) is not signed by a CA of tls-ca-cert-file / tls-ca-cert-dir", index,
-                   issuer);
+        crlLoadFail(load, "CRL %d (issuer %s) is not signed by a CA of tls-ca-cert-file / tls-ca-cert-dir", index,
+                    issuer);
         return 0;
     }
     const ASN1_TIME *this_update = X509_CRL_get0_lastUpdate(x);
@@ -339,11 +229,11 @@ static int crlAdd(crlJob *job, crlSet *set, X509_STORE *store, X509_CRL *x) {
     long long this_unix = asn1TimeToUnix(this_update);
     long long next_unix = next_update ? asn1TimeToUnix(next_update) : 0;
     if (!this_update || !this_unix || (next_update && !next_unix)) {
-        crlJobFail(job, "CRL %d (issuer %s) has an unreadable thisUpdate or nextUpdate", index, issuer);
+        crlLoadFail(load, "CRL %d (issuer %s) has an unreadable thisUpdate or nextUpdate", index, issuer);
         return 0;
     }
     if (next_update && next_unix < this_unix) {
-        crlJobFail(job, "CRL %d (issuer %s) has its nextUpdate before its thisUpdate", index, issuer);
+        crlLoadFail(load, "CRL %d (issuer %s) has its nextUpdate before its thisUpdate", index, issuer);
         return 0;
     }
     STACK_OF(X509_REVOKED) *revoked = X509_CRL_get_REVOKED(x);
@@ -352,7 +242,7 @@ static int crlAdd(crlJob *job, crlSet *set, X509_STORE *store, X509_CRL *x) {
     for (size_t i = 0; i < count; i++) {
         if (!crlSerialFrom(X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, i)), &serials[i])) {
             zfree(serials);
-            crlJobFail(job, "CRL %d (issuer %s) lists a serial longer than %d octets", index, issuer, CRL_MAX_SERIAL);
+            crlLoadFail(load, "CRL %d (issuer %s) lists a serial longer than %d octets", index, issuer, CRL_MAX_SERIAL);
             return 0;
         }
     }
@@ -360,7 +250,7 @@ static int crlAdd(crlJob *job, crlSet *set, X509_STORE *store, X509_CRL *x) {
 
     crlList *l = zcalloc(sizeof(*l));
     atomic_init(&l->refs, 0);
-    l->source = sdsdup(job->name);
+    l->source = sdsnew(load->source);
     l->index = index;
     l->issuer = X509_NAME_dup(X509_CRL_get_issuer(x));
     memcpy(l->issuer_text, issuer, sizeof(issuer));
@@ -374,15 +264,15 @@ static int crlAdd(crlJob *job, crlSet *set, X509_STORE *store, X509_CRL *x) {
 
 /* Parse bytes into the set: PEM (one CRL or more, nothing else) or a single
  * DER CRL. */
-static int crlParse(crlJob *job, crlSet *set, X509_STORE *store, const char *data, size_t len) {
+static int crlParse(crlLoad *load, crlSet *set, X509_STORE *store, const char *data, size_t len) {
     if (len == 0) {
-        crlJobFail(job, "it is empty");
+        crlLoadFail(load, "it is empty");
         return 0;
     }
     if (memmem(data, len, "-----BEGIN", 10)) {
         BIO *bio = BIO_new_mem_buf(data, (int)len);
         if (!bio) {
-            crlJobFail(job, "out of memory");
+            crlLoadFail(load, "out of memory");
             return 0;
         }
         int ok = 1;
@@ -393,15 +283,15 @@ static int crlParse(crlJob *job, crlSet *set, X509_STORE *store, const char *dat
                 unsigned long e = ERR_peek_last_error();
                 bool at_end = ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE;
                 if (!at_end) {
-                    crlJobFail(job, "CRL %d cannot be parsed (truncated or not a PEM X509 CRL)", set->count + 1);
+                    crlLoadFail(load, "CRL %d cannot be parsed (truncated or not a PEM X509 CRL)", set->count + 1);
                     ok = 0;
                 } else if (set->count == 0) {
-                    crlJobFail(job, "no PEM X509 CRL in it");
+                    crlLoadFail(load, "no PEM X509 CRL in it");
                     ok = 0;
                 }
                 break;
             }
-            ok = crlAdd(job, set, store, x);
+            ok = crlAdd(load, set, store, x);
             X509_CRL_free(x);
         }
         BIO_free(bio);
@@ -412,61 +302,71 @@ static int crlParse(crlJob *job, crlSet *set, X509_STORE *store, const char *dat
     X509_CRL *x = d2i_X509_CRL(NULL, &p, (long)len);
     if (!x || p != (const unsigned char *)data + len) {
         X509_CRL_free(x);
-        crlJobFail(job, "neither PEM nor a single DER X509 CRL (garbage or truncated)");
+        crlLoadFail(load, "neither PEM nor a single DER X509 CRL (garbage or truncated)");
         return 0;
     }
-    int ok = crlAdd(job, set, store, x);
+    int ok = crlAdd(load, set, store, x);
     X509_CRL_free(x);
     return ok;
 }
 
-/* The worker: read, verify and build, or write; nothing here is shared. */
-static void crlJobRun(void *arg) {
-    crlJob *job = arg;
-    if (job->kind == CRL_JOB_WRITE_CACHE) {
-        ocspRemoveLeftoverTemporaryFiles(job->path);
-        if (!ocspWriteFileAtomically(job->path, (unsigned char *)job->data, sdslen(job->data))) {
-            crlJobFail(job, "%s", errno == ENOTSUP ? "it exists and is not a regular file" : strerror(errno));
-        }
-        return;
-    }
-    sds data = job->data;
-    if (job->kind != CRL_JOB_PARSE) {
-        data = ocspReadSmallFile(job->path, TLS_CRL_MAX_FILE_BYTES, &job->stamp, &job->read_errno);
-        if (!data) {
-            crlJobFail(job, "cannot read it: %s",
-                       job->read_errno == EFBIG ? "larger than 64 MiB" : ocspFileErrorText(job->read_errno));
-            return;
-        }
-        job->read = true;
-    }
+/* In the worker: the CRLs of data (from source, named in their log lines),
+ * each verified against the CA certificates of ca_file / ca_dir. Returns the
+ * set, or NULL with err saying why. */
+crlSet *crlSetLoad(const char *source,
+                   const char *data,
+                   size_t len,
+                   const char *ca_file,
+                   const char *ca_dir,
+                   char *err,
+                   size_t err_size) {
+    crlLoad load = {.source = source, .err = err, .err_size = err_size};
+    crlSet *set = NULL;
     X509_STORE *store = X509_STORE_new();
-    if (!job->ca_file && !job->ca_dir) {
-        crlJobFail(job, "no CA to verify it with: tls-ca-cert-file and tls-ca-cert-dir are not set");
-    } else if (!store || X509_STORE_load_locations(store, job->ca_file, job->ca_dir) != 1) {
-        crlJobFail(job, "cannot load the CA certificates of tls-ca-cert-file / tls-ca-cert-dir");
+    if (!ca_file && !ca_dir) {
+        crlLoadFail(&load, "no CA to verify it with: tls-ca-cert-file and tls-ca-cert-dir are not set");
+    } else if (!store || X509_STORE_load_locations(store, ca_file, ca_dir) != 1) {
+        crlLoadFail(&load, "cannot load the CA certificates of tls-ca-cert-file / tls-ca-cert-dir");
     } else {
-        crlSet *set = crlSetNew();
-        if (crlParse(job, set, store, data, sdslen(data)))
-            job->set = set;
-        else
+        set = crlSetNew();
+        if (!crlParse(&load, set, store, data, len)) {
             crlSetFree(set);
+            set = NULL;
+        }
     }
     X509_STORE_free(store);
-    if (data != job->data) sdsfree(data);
     ERR_clear_error();
+    return set;
 }
 
-static void crlJobFree(void *arg) {
-    crlJob *job = arg;
-    if (!job) return;
-    sdsfree(job->name);
-    sdsfree(job->path);
-    sdsfree(job->data);
-    sdsfree(job->ca_file);
-    sdsfree(job->ca_dir);
-    crlSetFree(job->set);
-    zfree(job);
+/* The latest thisUpdate among the set's CRLs from ISSUER, 0 if it has none. */
+static long long crlLatestFrom(const crlSet *set, X509_NAME *issuer) {
+    long long latest = 0;
+    for (int i = 0; i < set->count; i++)
+        if (X509_NAME_cmp(set->lists[i]->issuer, issuer) == 0 && set->lists[i]->this_update > latest)
+            latest = set->lists[i]->this_update;
+    return latest;
+}
+
+/* A source's new CRLs must not un-revoke by going backwards: every issuer
+ * with a CRL in force keeps one, no older than the one in force (a stale
+ * copy restored by a backup or a deploy job, or an old CRL replayed by
+ * whoever sits on the plain HTTP path, is refused). Changing the path or the
+ * URLs (CONFIG SET) is the operator's explicit way to start over. */
+int crlSetGoesBackwards(const crlSet *in_force, const crlSet *set, char *err, size_t size) {
+    for (int i = 0; i < in_force->count; i++) {
+        const crlList *old = in_force->lists[i];
+        long long latest = crlLatestFrom(set, old->issuer);
+        if (latest == 0) {
+            snprintf(err, size, "it has no CRL of issuer %s, whose CRL is in force", old->issuer_text);
+            return 1;
+        }
+        if (latest < crlLatestFrom(in_force, old->issuer)) {
+            snprintf(err, size, "its CRL of issuer %s is older (thisUpdate) than the one in force", old->issuer_text);
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -555,17 +455,17 @@ static const crlList *crlConnectionRevoked(const crlSet *set, connection *conn, 
 static void crlLogClosed(const crlList *l, const char *who, const char *serial) {
     serverLog(LL_WARNING, "CRL: closing %s: its certificate (serial %s) is revoked by CRL %d of %s (issuer %s)", who,
               serial, l->index, l->source, l->issuer_text);
-    crl.connections_closed++;
 }
 
 /* Close the clients (replicas and the primary link included), the
  * replication handshake and the cluster bus links whose certificate set
  * lists. A client is freed as the server frees any; a cluster bus link has
  * its socket shut down, so that the cluster code tears it down (and
- * reconnects, which the handshake then refuses). */
-static void crlCloseRevoked(const crlSet *set) {
+ * reconnects, which the handshake then refuses). Returns how many were. */
+int crlSetCloseRevoked(const crlSet *set) {
     char serial[2 * CRL_MAX_SERIAL + 2];
     const crlList *l;
+    int closed = 0;
     listIter li;
     listNode *ln;
     listRewind(server.clients, &li);
@@ -576,6 +476,7 @@ static void crlCloseRevoked(const crlSet *set) {
         snprintf(who, sizeof(who), "%s id=%llu addr=%s user=%s", c == server.primary ? "the primary link" : "client",
                  (unsigned long long)c->id, getClientPeerId(c), c->user ? c->user->name : "");
         crlLogClosed(l, who, serial);
+        closed++;
         freeClientAsync(c);
     }
     /* repl_transfer_s is ours only from the connect to the end of the
@@ -586,9 +487,10 @@ static void crlCloseRevoked(const crlSet *set) {
     if (transfer && server.repl_transfer_s && (!server.primary || server.primary->conn != server.repl_transfer_s) &&
         (l = crlConnectionRevoked(set, server.repl_transfer_s, serial, sizeof(serial)))) {
         crlLogClosed(l, "the replication link to the primary", serial);
+        closed++;
         shutdown(server.repl_transfer_s->fd, SHUT_RDWR);
     }
-    if (!server.cluster_enabled || !server.cluster) return;
+    if (!server.cluster_enabled || !server.cluster) return closed;
     dictIterator *di = dictGetSafeIterator(server.cluster->nodes);
     dictEntry *de;
     while ((de = dictNext(di)) != NULL) {
@@ -600,443 +502,32 @@ static void crlCloseRevoked(const crlSet *set) {
             snprintf(who, sizeof(who), "the cluster bus link %s node %.40s (%s:%d)", i == 0 ? "to" : "from",
                      node->name, node->ip, node->tls_port ? node->tls_port : node->tcp_port);
             crlLogClosed(l, who, serial);
+            closed++;
             shutdown(links[i]->conn->fd, SHUT_RDWR);
         }
     }
     dictReleaseIterator(di);
+    return closed;
 }
 
 /* ------------------------------------------------------------------------- */
-/* Sources and the published snapshot (main thread). */
+/* Stale CRLs. */
 
-static int crlSourceCount(void) {
-    return (crl.file ? 1 : 0) + crl.url_count;
+/* tls-crl-stale, as the verify callback reads it. */
+void crlSetStalePolicy(int policy) {
+    atomic_store(&stale_policy, policy);
 }
 
-static crlSource *crlSourceAt(int i) {
-    if (crl.file) {
-        if (i == 0) return crl.file;
-        i--;
-    }
-    return crl.urls[i];
+int crlStalePolicy(void) {
+    return atomic_load(&stale_policy);
 }
 
-static crlSource *crlSourceById(unsigned long long id) {
-    for (int i = 0; i < crlSourceCount(); i++)
-        if (crlSourceAt(i)->id == id) return crlSourceAt(i);
-    return NULL;
-}
-
-static crlSource *crlSourceNew(const char *name, bool is_url) {
-    crlSource *s = zcalloc(sizeof(*s));
-    s->id = ++crl.last_source_id;
-    s->is_url = is_url;
-    s->name = sdsnew(name);
-    return s;
-}
-
-static void crlSourceFree(crlSource *s) {
-    if (!s) return;
-    ocspHttpFetchCancel(s->fetch);
-    crlSetRelease(s->lists);
-    ocspUrlClear(&s->url);
-    sdsfree(s->cache_path);
-    sdsfree(s->name);
-    zfree(s);
-}
-
-/* Publish every source's CRLs as one snapshot. */
-static void crlPublishSources(void) {
-    int sources = crlSourceCount();
-    atomic_store(&crl_required, sources > 0);
-    if (sources == 0) {
-        crlSetPublish(NULL);
-        return;
-    }
-    crlSet *set = crlSetNew();
-    for (int i = 0; i < sources; i++) {
-        crlSource *s = crlSourceAt(i);
-        if (!s->lists) {
-            set->missing++;
-            continue;
-        }
-        for (int j = 0; j < s->lists->count; j++) crlSetAdd(set, s->lists->lists[j]);
-    }
-    crlSetPublish(set);
-}
-
-/* The latest thisUpdate among the set's CRLs from ISSUER, 0 if it has none. */
-static long long crlLatestFrom(const crlSet *set, X509_NAME *issuer) {
-    long long latest = 0;
-    for (int i = 0; i < set->count; i++)
-        if (X509_NAME_cmp(set->lists[i]->issuer, issuer) == 0 && set->lists[i]->this_update > latest)
-            latest = set->lists[i]->this_update;
-    return latest;
-}
-
-/* A source's new CRLs must not un-revoke by going backwards: every issuer
- * with a CRL in force keeps one, no older than the one in force (a stale
- * copy restored by a backup or a deploy job, or an old CRL replayed by
- * whoever sits on the plain HTTP path, is refused). Changing the path or the
- * URLs (CONFIG SET) is the operator's explicit way to start over. */
-static int crlSetGoesBackwards(const crlSet *in_force, const crlSet *set, char *err, size_t size) {
-    for (int i = 0; i < in_force->count; i++) {
-        const crlList *old = in_force->lists[i];
-        long long latest = crlLatestFrom(set, old->issuer);
-        if (latest == 0) {
-            snprintf(err, size, "it has no CRL of issuer %s, whose CRL is in force", old->issuer_text);
-            return 1;
-        }
-        if (latest < crlLatestFrom(in_force, old->issuer)) {
-            snprintf(err, size, "its CRL of issuer %s is older (thisUpdate) than the one in force", old->issuer_text);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* Make set the CRLs of s, if they do not go backwards (else err says why),
- * publish, and close the connections they list. Takes set. */
-static int crlSourceAccept(crlSource *s, crlSet *set, char *err, size_t size) {
-    if (s->lists && !s->inherited && crlSetGoesBackwards(s->lists, set, err, size)) {
-        crlSetFree(set);
-        return 0;
-    }
-    crlSetRelease(s->lists);
-    s->lists = set;
-    s->inherited = false;
-    crl.loaded_time = time(NULL);
-    crlPublishSources();
-    crlCloseRevoked(set);
-    return 1;
-}
-
-static void crlNoteError(const crlSource *s, const char *error) {
-    snprintf(crl.last_error, sizeof(crl.last_error), "%s: %s", s->name, error);
-}
-
-/* ------------------------------------------------------------------------- */
-/* The job queue (main thread). */
-
-static void crlJobDone(void *arg);
-
-static void crlJobNext(void) {
-    if (crl.job_running || !crl.jobs || listLength(crl.jobs) == 0) return;
-    listNode *ln = listFirst(crl.jobs);
-    crlJob *job = listNodeValue(ln);
-    listDelNode(crl.jobs, ln);
-    unsigned long long source_id = job->source_id;
-    crl.job_running = true;
-    if (!ocspWorkerRunTask(job, crlJobRun, crlJobDone, crlJobFree)) {
-        /* The job is freed: its source is no longer busy. */
-        crl.job_running = false;
-        crlSource *s = crlSourceById(source_id);
-        if (s) s->busy = false;
-        serverLog(LL_WARNING, "CRL: cannot reach the background worker");
-    }
-}
-
-static void crlJobQueue(crlSource *s, crlJobKind kind, const char *path, sds data) {
-    crlJob *job = zcalloc(sizeof(*job));
-    job->kind = kind;
-    job->source_id = s->id;
-    job->name = sdsdup(s->name);
-    job->path = path ? sdsnew(path) : NULL;
-    job->data = data;
-    serverTLSContextConfig *tls = &server.tls_ctx_config;
-    job->ca_file = tls->ca_cert_file && tls->ca_cert_file[0] ? sdsnew(tls->ca_cert_file) : NULL;
-    job->ca_dir = tls->ca_cert_dir && tls->ca_cert_dir[0] ? sdsnew(tls->ca_cert_dir) : NULL;
-    if (kind != CRL_JOB_WRITE_CACHE) s->busy = true;
-    if (!crl.jobs) crl.jobs = listCreate();
-    listAddNodeTail(crl.jobs, job);
-    crlJobNext();
-}
-
-/* ------------------------------------------------------------------------- */
-/* The file. */
-
-static void crlFileLoad(void) {
-    crlSource *s = crl.file;
-    if (s->busy) {
-        s->due = true;
-        return;
-    }
-    s->due = false;
-    s->started = true;
-    crlJobQueue(s, CRL_JOB_READ_FILE, s->name, NULL);
-}
-
-static void crlFileLoaded(crlSource *s, crlJob *job) {
-    if (job->read) {
-        s->seen = job->stamp;
-        s->seen_valid = true;
-    }
-    crlSet *set = job->set;
-    job->set = NULL;
-    if (set && crlSourceAccept(s, set, job->error, sizeof(job->error))) {
-        crl.loads_ok++;
-        crl.startup_done = true;
-        crl.last_error[0] = '\0';
-        serverLog(LL_NOTICE, "CRL: loaded %d CRL%s with %zu revoked certificate%s from %s", s->lists->count,
-                  s->lists->count == 1 ? "" : "s", s->lists->entries, s->lists->entries == 1 ? "" : "s", s->name);
-    } else {
-        crl.loads_failed++;
-        crlNoteError(s, job->error);
-        if (!crl.startup_done) {
-            serverLog(LL_WARNING,
-                      "CRL: refusing tls-crl-file %s: %s; without its CRLs the server does not start (fail closed)",
-                      s->name, job->error);
-            exit(1);
-        }
-        serverLog(LL_WARNING, "CRL: refusing tls-crl-file %s: %s; the CRLs loaded before stay in force", s->name,
-                  job->error);
-    }
-    if (s->due) crlFileLoad();
-}
-
-static int crlStampEqual(const ocspFileStamp *a, const ocspFileStamp *b) {
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns &&
-           a->ctime_ns == b->ctime_ns;
-}
-
-static void crlStampOf(const struct stat *st, ocspFileStamp *stamp) {
-    memset(stamp, 0, sizeof(*stamp));
-    stamp->dev = st->st_dev;
-    stamp->ino = st->st_ino;
-    stamp->size = st->st_size;
-    stamp->mtime_ns = (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
-    stamp->ctime_ns = (long long)st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec;
-}
-
-/* Once a second: a file with a new stamp is loaded. The stamp is taken as
- * seen before the load, so that a file that cannot be read is not read
- * again until it changes. */
-static void crlFileWatch(crlSource *s) {
-    if (s->busy) return;
-    struct stat st;
-    if (stat(s->name, &st) == -1) {
-        if (!s->started) {
-            crlFileLoad(); /* At startup: the load says why, and stops the server. */
-            return;
-        }
-        if (s->stat_errno != errno) {
-            s->stat_errno = errno;
-            crl.loads_failed++;
-            char error[CRL_ERROR_LEN];
-            snprintf(error, sizeof(error), "cannot read it: %s", strerror(errno));
-            crlNoteError(s, error);
-            serverLog(LL_WARNING, "CRL: cannot read tls-crl-file %s: %s; the CRLs loaded before stay in force", s->name,
-                      strerror(errno));
-        }
-        return;
-    }
-    s->stat_errno = 0;
-    ocspFileStamp now_stamp;
-    crlStampOf(&st, &now_stamp);
-    if (s->started && s->seen_valid && crlStampEqual(&now_stamp, &s->seen)) return;
-    s->seen = now_stamp;
-    s->seen_valid = true;
-    crlFileLoad();
-}
-
-/* ------------------------------------------------------------------------- */
-/* The URLs. */
-
-static long long crlMonotonicMs(void) {
-    return (long long)(getMonotonicUs() / 1000);
-}
-
-static long long crlRandomMs(long long range) {
-    return range > 0 ? (long long)(range * ((double)rand() / RAND_MAX)) : 0;
-}
-
-static long long crlIntervalMs(void) {
-    int interval = server.tls_ocsp_config.max_refresh_interval;
-    return interval > 0 ? interval * 1000LL : CRL_DEFAULT_INTERVAL_MS;
-}
-
-/* After a verified CRL, as for the staple (tls_ocsp.c): at a random point
- * of the later half of the refresh margin of the earliest nextUpdate among
- * the source's CRLs, at most the max refresh interval away (less up to a
- * tenth, at random), at least the retry delay. */
-static void crlScheduleAfterSuccess(crlSource *s) {
-    long long now = mstime(), at = 0;
-    const crlList *first = NULL;
-    for (int i = 0; i < s->lists->count; i++) {
-        const crlList *l = s->lists->lists[i];
-        if (l->next_update && (!first || l->next_update < first->next_update)) first = l;
-    }
-    long long interval = crlIntervalMs();
-    if (first) {
-        int percent = server.tls_ocsp_config.refresh_margin;
-        if (percent < 0) percent = -percent;
-        long long margin = (first->next_update - first->this_update) * 1000 * percent / 100;
-        at = first->next_update * 1000 - margin + crlRandomMs(margin / 2);
-    }
-    if (!first || at > now + interval) at = now + interval - crlRandomMs(interval / 10);
-    long long floor = server.tls_ocsp_config.retry_delay * 1000LL;
-    if (at < now + floor) at = now + floor;
-    s->next_fetch_ms = crlMonotonicMs() + (at - now);
-}
-
-/* After a failure: the retry delay doubled per failure in a row, at most the
- * max refresh interval, +-10% so that servers started together spread out. */
-static long long crlDelayAfterFailure(const crlSource *s) {
-    long long cap = crlIntervalMs(), delay = server.tls_ocsp_config.retry_delay * 1000LL;
-    for (int i = 1; i < s->failures && delay < cap; i++) delay = delay > cap / 2 ? cap : delay * 2;
-    if (delay > cap) delay = cap;
-    delay = delay * 9 / 10 + crlRandomMs(delay / 5);
-    return delay < 1000 ? 1000 : delay;
-}
-
-static void crlUrlFailed(crlSource *s, const char *error) {
-    s->busy = false;
-    s->failures++;
-    crl.fetches_failed++;
-    crlNoteError(s, error);
-    long long delay = crlDelayAfterFailure(s);
-    s->next_fetch_ms = crlMonotonicMs() + delay;
-    serverLog(LL_WARNING, "CRL: %s: %s; %s; retrying in %lld s (failure %d in a row)", s->name, error,
-              s->lists ? "the CRLs loaded before stay in force" : "no CRL of it is in force yet", (delay + 999) / 1000,
-              s->failures);
-}
-
-static void crlFetchDone(void *privdata, const ocspHttpResult *result) {
-    crlSource *s = privdata;
-    s->fetch = NULL;
-    if (result->err != OCSP_ERR_NONE) {
-        char error[2 * CRL_ERROR_LEN];
-        snprintf(error, sizeof(error), "fetch failed: %s (%s)", ocsp_error_names[result->err],
-                 result->detail ? result->detail : "");
-        crlUrlFailed(s, error);
-        return;
-    }
-    crlJobQueue(s, CRL_JOB_PARSE, NULL, sdsnewlen(result->body, result->body_len));
-}
-
-static void crlFetchStart(crlSource *s) {
-    const char *proxy_config = server.tls_ocsp_config.proxy, *err, *detail = "cannot build the request";
-    ocspUrl proxy = {0};
-    bool via_proxy = proxy_config && ocspUrlParse(proxy_config, &proxy, 1, &err);
-    ocspHttpRequest request = {
-        .name = s->name,
-        .target = &s->url,
-        .proxy = via_proxy ? &proxy : NULL,
-        .response_type = "application/pkix-crl",
-        .any_response_type = true,
-        .max_body = server.tls_crl_config.max_bytes,
-        .timeout_ms = server.tls_ocsp_config.response_timeout * 1000,
-    };
-    s->fetch = ocspHttpFetchStart(&request, crlFetchDone, s, &detail);
-    ocspUrlClear(&proxy);
-    if (s->fetch) {
-        s->busy = true;
-        return;
-    }
-    char error[2 * CRL_ERROR_LEN];
-    snprintf(error, sizeof(error), "cannot fetch: %s", detail);
-    crlUrlFailed(s, error);
-}
-
-static void crlUrlFetched(crlSource *s, crlJob *job) {
-    crlSet *set = job->set;
-    job->set = NULL;
-    if (!set) {
-        char error[2 * CRL_ERROR_LEN];
-        snprintf(error, sizeof(error), "refusing what it answered: %s", job->error);
-        crlUrlFailed(s, error);
-        return;
-    }
-    if (!crlSourceAccept(s, set, job->error, sizeof(job->error))) {
-        char error[2 * CRL_ERROR_LEN];
-        snprintf(error, sizeof(error), "refusing what it answered: %s", job->error);
-        crlUrlFailed(s, error);
-        return;
-    }
-    s->busy = false;
-    s->failures = 0;
-    crl.fetches_ok++;
-    crl.last_error[0] = '\0';
-    crlScheduleAfterSuccess(s);
-    serverLog(LL_NOTICE, "CRL: fetched %d CRL%s with %zu revoked certificate%s from %s; next fetch in %lld s",
-              s->lists->count, s->lists->count == 1 ? "" : "s", s->lists->entries, s->lists->entries == 1 ? "" : "s",
-              s->name, (s->next_fetch_ms - crlMonotonicMs() + 999) / 1000);
-    /* Keep it for a restart while the CRL server is down. */
-    crlJobQueue(s, CRL_JOB_WRITE_CACHE, s->cache_path, job->data);
-    job->data = NULL;
-}
-
-static void crlCacheRead(crlSource *s, crlJob *job) {
-    s->busy = false;
-    s->cache_read = true;
-    crlSet *set = job->set;
-    job->set = NULL;
-    /* What the cache holds may be old: fetched right away either way. */
-    if (set && crlSourceAccept(s, set, job->error, sizeof(job->error))) {
-        serverLog(LL_NOTICE,
-                  "CRL: loaded %d CRL%s with %zu revoked certificate%s of %s from its cache file %s; fetching it now",
-                  s->lists->count, s->lists->count == 1 ? "" : "s", s->lists->entries,
-                  s->lists->entries == 1 ? "" : "s", s->name, s->cache_path);
-    } else if (!(job->read_errno == ENOENT && !job->read))
-        serverLog(LL_WARNING, "CRL: ignoring the cache file %s of %s: %s", s->cache_path, s->name, job->error);
-    s->next_fetch_ms = 0;
-}
-
-/* The cache file of a URL: in dir, named after a hash of the URL. */
-static sds crlCachePath(const char *url) {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)url, strlen(url), digest);
-    sds name = sdsnew("crl-cache-");
-    for (int i = 0; i < 8; i++) name = sdscatprintf(name, "%02x", digest[i]);
-    name = sdscat(name, ".crl");
-    sds path = getAbsolutePath(name);
-    if (!path) path = sdsdup(name);
-    sdsfree(name);
-    return path;
-}
-
-static void crlUrlsCron(void) {
-    long long now = crlMonotonicMs();
-    for (int i = 0; i < crl.url_count; i++) {
-        crlSource *s = crl.urls[i];
-        if (s->busy) continue;
-        if (!s->cache_read)
-            crlJobQueue(s, CRL_JOB_READ_CACHE, s->cache_path, NULL);
-        else if (now >= s->next_fetch_ms)
-            crlFetchStart(s);
-    }
-}
-
-/* ------------------------------------------------------------------------- */
-/* Jobs done, the cron, settings (main thread). */
-
-static void crlJobDone(void *arg) {
-    crlJob *job = arg;
-    crl.job_running = false;
-    crlSource *s = crlSourceById(job->source_id);
-    if (!s) {
-        /* Its source went away meanwhile (CONFIG SET): of no use. */
-    } else if (job->kind == CRL_JOB_WRITE_CACHE) {
-        if (job->error[0]) {
-            crl.cache_writes_failed++;
-            serverLog(LL_WARNING, "CRL: cannot write the cache file %s of %s: %s; the CRLs in force are unaffected",
-                      job->path, s->name, job->error);
-        }
-    } else {
-        s->busy = false;
-        if (job->kind == CRL_JOB_READ_FILE)
-            crlFileLoaded(s, job);
-        else if (job->kind == CRL_JOB_READ_CACHE)
-            crlCacheRead(s, job);
-        else
-            crlUrlFetched(s, job);
-    }
-    crlJobFree(job);
-    crlJobNext();
+long long crlHandshakesRefused(void) {
+    return atomic_load_explicit(&handshakes_refused, memory_order_relaxed);
 }
 
 /* Log, once each, the CRLs that passed their nextUpdate. */
-static void crlCheckStale(void) {
+void crlSetLogStale(void) {
     crlSet *set = crlSetAcquire();
     if (!set) return;
     long long now = time(NULL);
@@ -1056,169 +547,6 @@ static void crlCheckStale(void) {
                       l->index, l->source, l->issuer_text);
     }
     crlSetRelease(set);
-}
-
-static int crlUrlsChanged(const char **err);
-
-static void crlCron(void) {
-    long long now = mstime();
-    if (now - crl.last_check_ms < CRL_CHECK_INTERVAL_MS) return;
-    crl.last_check_ms = now;
-    if (!crl.configured) {
-        /* The sources of the config file: every certificate is refused
-         * until their CRLs are in force, so nothing waits for them. */
-        crl.configured = true;
-        if (server.tls_crl_config.file) crl.file = crlSourceNew(server.tls_crl_config.file, false);
-        const char *unused;
-        crlUrlsChanged(&unused);
-    }
-    if (crl.file) crlFileWatch(crl.file);
-    crlUrlsCron();
-    crlCheckStale();
-}
-
-/* CONFIG SET tls-crl-file: a new path is loaded at once (a path that does
- * not exist is refused); none drops its CRLs. */
-static int crlFileChanged(const char **err) {
-    const char *path = server.tls_crl_config.file;
-    if (!crl.configured) return 1; /* Before the first cron: it sets up what the config says. */
-    /* CONFIG SET of the same path, or the old value restored after a
-     * failed CONFIG SET: nothing changed (the watch sees file changes). */
-    if ((!path && !crl.file) || (path && crl.file && !strcmp(path, crl.file->name))) return 1;
-    struct stat st;
-    if (path && stat(path, &st) == -1) {
-        *err = "tls-crl-file: cannot access the file";
-        return 0;
-    }
-    crlSource *old = crl.file;
-    crl.file = path ? crlSourceNew(path, false) : NULL;
-    if (crl.file && old && old->lists) {
-        /* A new path keeps the CRLs in force until its own are loaded; a
-         * file it cannot load never stops the server (only one at startup
-         * does). */
-        crl.file->lists = old->lists;
-        crl.file->inherited = true;
-        old->lists = NULL;
-    }
-    crlSourceFree(old);
-    crl.startup_done = true;
-    if (!path) serverLog(LL_NOTICE, "CRL: tls-crl-file unset; its CRLs are no longer in force");
-    crlPublishSources();
-    if (crl.file) crlFileLoad();
-    return 1;
-}
-
-/* CONFIG SET tls-crl-urls: URLs kept keep their CRLs and schedule; new ones
- * read their cache file, then fetch; dropped ones drop their CRLs. */
-static int crlUrlsChanged(const char **err) {
-    UNUSED(err);
-    if (!crl.configured) return 1; /* Before the first cron: it sets up what the config says. */
-    int count = 0;
-    sds *urls = server.tls_crl_config.urls ? sdssplitargs(server.tls_crl_config.urls, &count) : NULL;
-    crlSource *kept[TLS_CRL_MAX_URLS] = {0};
-    int kept_count = 0;
-    for (int i = 0; i < count && kept_count < TLS_CRL_MAX_URLS; i++) {
-        crlSource *s = NULL;
-        for (int j = 0; j < crl.url_count; j++) {
-            if (crl.urls[j] && !strcmp(crl.urls[j]->name, urls[i])) {
-                s = crl.urls[j];
-                crl.urls[j] = NULL;
-            }
-        }
-        if (!s) {
-            const char *parse_err;
-            s = crlSourceNew(urls[i], true);
-            if (!ocspUrlParse(urls[i], &s->url, 0, &parse_err)) { /* Validated before: not expected. */
-                crlSourceFree(s);
-                continue;
-            }
-            s->cache_path = crlCachePath(urls[i]);
-        }
-        kept[kept_count++] = s;
-    }
-    sdsfreesplitres(urls, count);
-    for (int j = 0; j < crl.url_count; j++) {
-        if (crl.urls[j]) serverLog(LL_NOTICE, "CRL: %s is no longer in tls-crl-urls; its CRLs are no longer in force", crl.urls[j]->name);
-        crlSourceFree(crl.urls[j]);
-    }
-    memcpy(crl.urls, kept, sizeof(kept));
-    crl.url_count = kept_count;
-    crlPublishSources();
-    crlUrlsCron();
-    return 1;
-}
-
-static void crlStaleChanged(void) {
-    atomic_store(&stale_policy, server.tls_crl_config.stale);
-}
-
-/* Each URL waiting for its next fetch: timed again by the new settings, as
- * after its last success or failure. */
-static void crlScheduleChanged(void) {
-    for (int i = 0; i < crl.url_count; i++) {
-        crlSource *s = crl.urls[i];
-        if (s->busy || !s->cache_read) continue;
-        if (s->lists && s->failures == 0) {
-            crlScheduleAfterSuccess(s);
-        } else {
-            long long retry_at = crlMonotonicMs() + crlDelayAfterFailure(s);
-            if (retry_at < s->next_fetch_ms) s->next_fetch_ms = retry_at;
-        }
-    }
-}
-
-/* OCSP REFRESH: the file read again, every URL fetched now. */
-static int crlRefresh(void) {
-    if (crl.file) crlFileLoad();
-    for (int i = 0; i < crl.url_count; i++) {
-        crlSource *s = crl.urls[i];
-        s->next_fetch_ms = 0;
-        if (!s->busy && s->cache_read) crlFetchStart(s);
-    }
-    return crlSourceCount() > 0;
-}
-
-static sds crlInfo(sds info) {
-    crlSet *set = crlSetAcquire();
-    long long now = time(NULL), next_fetch = -1, mono = crlMonotonicMs();
-    int stale = 0;
-    for (int i = 0; set && i < set->count; i++)
-        if (set->lists[i]->next_update && set->lists[i]->next_update < now) stale++;
-    for (int i = 0; i < crl.url_count; i++) {
-        const crlSource *s = crl.urls[i];
-        if (s->busy) continue;
-        long long in = s->next_fetch_ms > mono ? (s->next_fetch_ms - mono + 999) / 1000 : 0;
-        if (next_fetch < 0 || in < next_fetch) next_fetch = in;
-    }
-    sds error = sdsnew(crl.last_error);
-    sdsmapchars(error, "\r\n", "  ", 2);
-    info = sdscatprintf(info,
-                        "tls_crl_sources:%d\r\n"
-                        "tls_crl_sources_missing:%d\r\n"
-                        "tls_crl_count:%d\r\n"
-                        "tls_crl_entries:%zu\r\n"
-                        "tls_crl_next_update:%lld\r\n"
-                        "tls_crl_stale:%d\r\n"
-                        "tls_crl_stale_policy:%s\r\n"
-                        "tls_crl_loaded_time:%lld\r\n"
-                        "tls_crl_loads_ok:%lld\r\n"
-                        "tls_crl_loads_failed:%lld\r\n"
-                        "tls_crl_fetches_ok:%lld\r\n"
-                        "tls_crl_fetches_failed:%lld\r\n"
-                        "tls_crl_next_fetch_in_seconds:%lld\r\n"
-                        "tls_crl_cache_write_failures:%lld\r\n"
-                        "tls_crl_last_error:%s\r\n"
-                        "tls_crl_handshakes_refused:%lld\r\n"
-                        "tls_crl_connections_closed:%lld\r\n",
-                        crlSourceCount(), set ? set->missing : crlSourceCount(), set ? set->count : 0,
-                        set ? set->entries : 0, set ? set->next_update : 0, stale,
-                        atomic_load(&stale_policy) == TLS_CRL_STALE_REFUSE ? "refuse" : "keep", crl.loaded_time,
-                        crl.loads_ok, crl.loads_failed, crl.fetches_ok, crl.fetches_failed, next_fetch,
-                        crl.cache_writes_failed, error, atomic_load_explicit(&handshakes_refused, memory_order_relaxed),
-                        crl.connections_closed);
-    sdsfree(error);
-    crlSetRelease(set);
-    return info;
 }
 
 /* ------------------------------------------------------------------------- */
@@ -1252,8 +580,11 @@ static int crlVerifyCallback(int preverify_ok, X509_STORE_CTX *store) {
         int error = 0;
         if (!set || set->missing) {
             error = X509_V_ERR_UNABLE_TO_GET_CRL;
-            snprintf(why, sizeof(why), "the CRLs of %d source%s (tls-crl-file, tls-crl-urls) are not loaded yet",
-                     set ? set->missing : crlSourceCount(), set && set->missing == 1 ? "" : "s");
+            if (set)
+                snprintf(why, sizeof(why), "the CRLs of %d source%s (tls-crl-file, tls-crl-urls) are not loaded yet",
+                         set->missing, set->missing == 1 ? "" : "s");
+            else /* Before the first cron sets the sources up. */
+                snprintf(why, sizeof(why), "the CRLs of tls-crl-file / tls-crl-urls are not loaded yet");
         } else {
             crlSerial key;
             const crlList *stale;
@@ -1292,20 +623,6 @@ void tlsCrlSetupContext(struct ssl_ctx_st *ctx) {
     if (previous == crlVerifyCallback) return;
     chained_callback = previous;
     SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), crlVerifyCallback);
-}
-
-static const tlsCrlChecker checker = {
-    .file_changed = crlFileChanged,
-    .urls_changed = crlUrlsChanged,
-    .stale_changed = crlStaleChanged,
-    .schedule_changed = crlScheduleChanged,
-    .refresh = crlRefresh,
-    .cron = crlCron,
-    .info = crlInfo,
-};
-
-void tlsCrlInit(void) {
-    tlsCrlRegisterChecker(&checker);
 }
 
 #endif

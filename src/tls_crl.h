@@ -13,11 +13,13 @@
  * background, refreshed before their nextUpdate and kept in a cache file.
  *
  * Where the code lives, as for OCSP stapling (tls_ocsp.h): the server side,
- * tls_crl_hooks.c (the directive, the cron, INFO), is in the server binary
- * in every build and calls no OpenSSL. The OpenSSL side, tls_crl.c (parsing,
- * verifying, the snapshot, the verify callback), goes where tls.c's OpenSSL
- * code goes: the server with BUILD_TLS=yes, valkey-tls.so with
- * BUILD_TLS=module. tls_crl.c registers itself from tlsOcspInit(), which
+ * tls_crl_hooks.c (the directives, the cron, INFO), is in the server binary
+ * in every build and calls no OpenSSL. The OpenSSL side goes where tls.c's
+ * OpenSSL code goes: the server with BUILD_TLS=yes, valkey-tls.so with
+ * BUILD_TLS=module. It is tls_crl.c (the CRL set: parsing, verifying, the
+ * snapshot, the verify callback, closing connections; tls_crl_set.h) and
+ * tls_crl_sources.c (the file, the URLs, their schedule and cache files,
+ * INFO), which registers it all from tlsOcspInit(), which
  * tls.c's init calls; until then tls-crl-file can be set in the config file
  * but does nothing, and CONFIG SET tls-crl-file refuses a path.
  *
@@ -75,7 +77,8 @@ int tlsCrlRefresh(void);
 void tlsCrlCron(void);
 sds tlsCrlInfo(sds info);
 
-/* OpenSSL side (tls_crl.c): called by tlsOcspInit() and for every context
+/* OpenSSL side: tlsCrlInit() (tls_crl_sources.c) is called by
+ * tlsOcspInit(), tlsCrlSetupContext() (tls_crl.c) for every context
  * tlsOcspSetupServerContext() sets up (the server's, and the one for
  * outgoing connections). */
 struct ssl_ctx_st;
