@@ -311,20 +311,6 @@ static void crlFileLoaded(crlSource *s, crlJob *job) {
     if (s->due) crlFileLoad();
 }
 
-static int crlStampEqual(const ocspFileStamp *a, const ocspFileStamp *b) {
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns &&
-           a->ctime_ns == b->ctime_ns;
-}
-
-static void crlStampOf(const struct stat *st, ocspFileStamp *stamp) {
-    memset(stamp, 0, sizeof(*stamp));
-    stamp->dev = st->st_dev;
-    stamp->ino = st->st_ino;
-    stamp->size = st->st_size;
-    stamp->mtime_ns = (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
-    stamp->ctime_ns = (long long)st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec;
-}
-
 /* Once a second: a file with a new stamp is loaded. The stamp is taken as
  * seen before the load, so that a file that cannot be read is not read
  * again until it changes. */
@@ -349,8 +335,8 @@ static void crlFileWatch(crlSource *s) {
     }
     s->stat_errno = 0;
     ocspFileStamp now_stamp;
-    crlStampOf(&st, &now_stamp);
-    if (s->started && s->seen_valid && crlStampEqual(&now_stamp, &s->seen)) return;
+    ocspFileStampOf(&st, &now_stamp);
+    if (s->started && s->seen_valid && ocspFileStampEqual(&now_stamp, &s->seen)) return;
     s->seen = now_stamp;
     s->seen_valid = true;
     crlFileLoad();

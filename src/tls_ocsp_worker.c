@@ -122,7 +122,7 @@ const char *ocspFileErrorText(int error) {
     return strerror(error);
 }
 
-static void fileStampOf(const struct stat *st, ocspFileStamp *stamp) {
+void ocspFileStampOf(const struct stat *st, ocspFileStamp *stamp) {
     memset(stamp, 0, sizeof(*stamp));
     stamp->dev = st->st_dev;
     stamp->ino = st->st_ino;
@@ -131,7 +131,7 @@ static void fileStampOf(const struct stat *st, ocspFileStamp *stamp) {
     stamp->ctime_ns = (long long)st->st_ctim.tv_sec * 1000000000LL + st->st_ctim.tv_nsec;
 }
 
-static int fileStampEqual(const ocspFileStamp *a, const ocspFileStamp *b) {
+int ocspFileStampEqual(const ocspFileStamp *a, const ocspFileStamp *b) {
     return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime_ns == b->mtime_ns &&
            a->ctime_ns == b->ctime_ns;
 }
@@ -180,7 +180,7 @@ sds ocspReadSmallFile(const char *path, size_t max, ocspFileStamp *stamp, int *e
         }
     }
     close(fd);
-    if (data && stamp) fileStampOf(&st, stamp);
+    if (data && stamp) ocspFileStampOf(&st, stamp);
     return data;
 }
 
@@ -270,8 +270,8 @@ static void workerReadFile(ocspFileRead *read) {
     struct stat st;
     ocspFileStamp now;
     if (stat(read->path, &st) == 0) {
-        fileStampOf(&st, &now);
-        if (fileStampEqual(&now, &read->seen)) {
+        ocspFileStampOf(&st, &now);
+        if (ocspFileStampEqual(&now, &read->seen)) {
             read->result = OCSP_FILE_UNCHANGED;
             return;
         }

@@ -63,6 +63,11 @@ struct ocspFileRead {
 };
 
 const char *ocspFileErrorText(int error);
+/* A file's stamp from its stat, and whether two stamps are the same file,
+ * unchanged (a rename, a symlink swap or a rewrite changes it). */
+struct stat;
+void ocspFileStampOf(const struct stat *st, ocspFileStamp *stamp);
+int ocspFileStampEqual(const ocspFileStamp *a, const ocspFileStamp *b);
 /* Read a regular file of at most max bytes; NULL with *error set. Never
  * blocks on a FIFO or a device. */
 sds ocspReadSmallFile(const char *path, size_t max, ocspFileStamp *stamp, int *error);
