@@ -339,6 +339,9 @@ crlSet *crlSetLoad(const char *source,
     return set;
 }
 
+/* ------------------------------------------------------------------------- */
+/* A new set against the one in force (main thread). */
+
 /* The latest thisUpdate among the set's CRLs from ISSUER, 0 if it has none. */
 static long long crlLatestFrom(const crlSet *set, X509_NAME *issuer) {
     long long latest = 0;

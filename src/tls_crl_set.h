@@ -52,7 +52,6 @@ typedef struct crlSet {
     int missing;           /* Sources configured that have no CRLs yet. */
 } crlSet;
 
-
 /* Sets: built by one thread, immutable once shared; freed by the last
  * release. */
 crlSet *crlSetNew(void);

@@ -52,7 +52,6 @@
 /* Refresh and retry bound when tls-ocsp-max-refresh-interval is 0 (none). */
 #define CRL_DEFAULT_INTERVAL_MS (3600 * 1000LL)
 
-
 /* A source: the file, or one URL. Main thread only. */
 typedef struct crlSource {
     unsigned long long id; /* Jobs name their source by it: sources come and go. */
