@@ -12,9 +12,9 @@
  * tlsCrlInit().
  *
  *   watch   serverCron -> tlsOcspCron -> tlsCrlCron -> crlCron(): once a
- *           second a stat of the file; a new stamp (rename, symlink swap,
- *           rewrite) queues a load. CONFIG SET tls-crl-file queues one at
- *           once.
+ *           second the worker looks at the file (a stat, never on the main
+ *           thread) and loads it if its stamp changed (rename, symlink swap,
+ *           rewrite). CONFIG SET tls-crl-file loads it at once.
  *   fetch   a URL's CRL is fetched over HTTP with the OCSP client
  *           (tls_ocsp_fetch.c: tls-ocsp-proxy, tls-ocsp-response-timeout,
  *           never blocking), at most tls-crl-max-bytes, and refreshed on the
@@ -92,7 +92,12 @@ typedef struct crlJob {
     sds ca_file, ca_dir;
     crlSet *set; /* The outcome, or NULL and error. */
     char error[CRL_ERROR_LEN];
-    int read_errno;      /* Why a read failed. */
+    int read_errno;     /* Why a read failed. */
+    bool watch;         /* The file's once-a-second look: read only if it changed. */
+    ocspFileStamp seen; /* With watch: the stamp of the file last looked at. */
+    bool seen_valid;
+    int stat_errno;      /* With watch: why the stat failed. */
+    bool unchanged;      /* With watch: it has the seen stamp; nothing was read. */
     ocspFileStamp stamp; /* Of the file read. */
     bool read;           /* stamp is valid. */
 } crlJob;
@@ -206,6 +211,23 @@ static void crlJobRun(void *arg) {
         return;
     }
     sds data = job->data;
+    if (job->watch) {
+        /* Here, not on the main thread: a stat can hang as long as its file
+         * system does. The stamp counts as seen even if the read fails, so
+         * a file that cannot be read is not read again until it changes. */
+        struct stat st;
+        if (stat(job->path, &st) == -1) {
+            job->stat_errno = errno;
+            snprintf(job->error, sizeof(job->error), "cannot read it: %s", strerror(errno));
+            return;
+        }
+        ocspFileStampOf(&st, &job->stamp);
+        job->read = true;
+        if (job->seen_valid && ocspFileStampEqual(&job->stamp, &job->seen)) {
+            job->unchanged = true;
+            return;
+        }
+    }
     if (job->kind != CRL_JOB_PARSE) {
         data = ocspReadSmallFile(job->path, TLS_CRL_MAX_FILE_BYTES, &job->stamp, &job->read_errno);
         if (!data) {
@@ -252,9 +274,13 @@ static void crlJobNext(void) {
     }
 }
 
-static void crlJobQueue(crlSource *s, crlJobKind kind, const char *path, sds data) {
+/* With watch (the file only), the job reads it only if its stamp changed. */
+static void crlJobQueue(crlSource *s, crlJobKind kind, const char *path, sds data, bool watch) {
     crlJob *job = zcalloc(sizeof(*job));
     job->kind = kind;
+    job->watch = watch;
+    job->seen = s->seen;
+    job->seen_valid = s->seen_valid;
     job->source_id = s->id;
     job->name = sdsdup(s->name);
     job->path = path ? sdsnew(path) : NULL;
@@ -279,14 +305,11 @@ static void crlFileLoad(void) {
     }
     s->due = false;
     s->started = true;
-    crlJobQueue(s, CRL_JOB_READ_FILE, s->name, NULL);
+    crlJobQueue(s, CRL_JOB_READ_FILE, s->name, NULL, false);
 }
 
-static void crlFileLoaded(crlSource *s, crlJob *job) {
-    if (job->read) {
-        s->seen = job->stamp;
-        s->seen_valid = true;
-    }
+/* What a load of the file gave: its CRLs in force, or refused. */
+static void crlFileAccept(crlSource *s, crlJob *job) {
     crlSet *set = job->set;
     job->set = NULL;
     if (set && crlSourceAccept(s, set, job->error, sizeof(job->error))) {
@@ -307,38 +330,38 @@ static void crlFileLoaded(crlSource *s, crlJob *job) {
         serverLog(LL_WARNING, "CRL: refusing tls-crl-file %s: %s; the CRLs loaded before stay in force", s->name,
                   job->error);
     }
+}
+
+static void crlFileLoaded(crlSource *s, crlJob *job) {
+    if (job->read) {
+        s->seen = job->stamp;
+        s->seen_valid = true;
+    }
+    if (job->stat_errno) {
+        /* The watch cannot see the file: said once per reason. */
+        if (s->stat_errno != job->stat_errno) {
+            s->stat_errno = job->stat_errno;
+            crl.loads_failed++;
+            crlNoteError(s, job->error);
+            serverLog(LL_WARNING, "CRL: cannot read tls-crl-file %s: %s; the CRLs loaded before stay in force",
+                      s->name, strerror(job->stat_errno));
+        }
+    } else {
+        s->stat_errno = 0;
+        if (!job->unchanged) crlFileAccept(s, job);
+    }
     if (s->due) crlFileLoad();
 }
 
-/* Once a second: a file with a new stamp is loaded. The stamp is taken as
- * seen before the load, so that a file that cannot be read is not read
- * again until it changes. */
+/* Once a second: the worker looks at the file and loads it if its stamp
+ * changed (rename, symlink swap, rewrite). */
 static void crlFileWatch(crlSource *s) {
     if (s->busy) return;
-    struct stat st;
-    if (stat(s->name, &st) == -1) {
-        if (!s->started) {
-            crlFileLoad(); /* At startup: the load says why, and stops the server. */
-            return;
-        }
-        if (s->stat_errno != errno) {
-            s->stat_errno = errno;
-            crl.loads_failed++;
-            char error[CRL_ERROR_LEN];
-            snprintf(error, sizeof(error), "cannot read it: %s", strerror(errno));
-            crlNoteError(s, error);
-            serverLog(LL_WARNING, "CRL: cannot read tls-crl-file %s: %s; the CRLs loaded before stay in force", s->name,
-                      strerror(errno));
-        }
+    if (!s->started) {
+        crlFileLoad(); /* At startup: a file that fails stops the server. */
         return;
     }
-    s->stat_errno = 0;
-    ocspFileStamp now_stamp;
-    ocspFileStampOf(&st, &now_stamp);
-    if (s->started && s->seen_valid && ocspFileStampEqual(&now_stamp, &s->seen)) return;
-    s->seen = now_stamp;
-    s->seen_valid = true;
-    crlFileLoad();
+    crlJobQueue(s, CRL_JOB_READ_FILE, s->name, NULL, true);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -413,7 +436,7 @@ static void crlFetchDone(void *privdata, const ocspHttpResult *result) {
         crlUrlFailed(s, error);
         return;
     }
-    crlJobQueue(s, CRL_JOB_PARSE, NULL, sdsnewlen(result->body, result->body_len));
+    crlJobQueue(s, CRL_JOB_PARSE, NULL, sdsnewlen(result->body, result->body_len), false);
 }
 
 static void crlFetchStart(crlSource *s) {
@@ -464,7 +487,7 @@ static void crlUrlFetched(crlSource *s, crlJob *job) {
               s->lists->count, s->lists->count == 1 ? "" : "s", s->lists->entries, s->lists->entries == 1 ? "" : "s",
               s->name, (s->next_fetch_ms - crlMonotonicMs() + 999) / 1000);
     /* Keep it for a restart while the CRL server is down. */
-    crlJobQueue(s, CRL_JOB_WRITE_CACHE, s->cache_path, job->data);
+    crlJobQueue(s, CRL_JOB_WRITE_CACHE, s->cache_path, job->data, false);
     job->data = NULL;
 }
 
@@ -503,7 +526,7 @@ static void crlUrlsCron(void) {
         crlSource *s = crl.urls[i];
         if (s->busy) continue;
         if (!s->cache_read)
-            crlJobQueue(s, CRL_JOB_READ_CACHE, s->cache_path, NULL);
+            crlJobQueue(s, CRL_JOB_READ_CACHE, s->cache_path, NULL, false);
         else if (now >= s->next_fetch_ms)
             crlFetchStart(s);
     }
